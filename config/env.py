@@ -1,0 +1,84 @@
+"""Small strict helpers that read settings from environment variables."""
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+
+
+def envstr(name, default=""):
+    """A string; `NAME_FILE` (a path) is read when `NAME` is unset."""
+    if name in os.environ:
+        return os.environ[name]
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.read().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={path} cannot be read: {exc}") from exc
+    return default
+
+
+def envbool(name, default):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    if value.strip().lower() in TRUE:
+        return True
+    if value.strip().lower() in FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true or false)")
+
+
+def envint(name, default, minimum=None):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}")
+    return number
+
+
+def envlist(name, default=()):
+    value = os.environ.get(name)
+    if value is None:
+        return list(default)
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(name, text):
+    """Seconds from '90', '90s', '10m', '2h' or '7d'."""
+    text = text.strip().lower()
+    unit = UNITS.get(text[-1:], None)
+    digits = text[:-1] if unit else text
+    try:
+        number = int(digits)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}: {text!r} is not a duration like 10s, 5m, 2h or 7d") from None
+    if number < 0:
+        raise ImproperlyConfigured(f"{name}: {text!r} must not be negative")
+    return number * (unit or 1)
+
+
+def envduration(name, default):
+    """A duration in seconds (see `parse_duration`)."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return parse_duration(name, default)
+    return parse_duration(name, value)
+
+
+def envdurations(name, default):
+    """A comma-separated list of durations in seconds."""
+    value = os.environ.get(name) or default
+    return [parse_duration(name, part) for part in value.split(",") if part.strip()]

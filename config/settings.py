@@ -1,0 +1,182 @@
+"""Settings for Intercom Relay: every value comes from an environment variable."""
+
+from pathlib import Path
+
+import dj_database_url
+
+from config.env import envbool, envdurations, envduration, envint, envlist, envstr
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# ------------------------------------------------------------------------------
+# Core
+# ------------------------------------------------------------------------------
+DEBUG = envbool("DJANGO_DEBUG", False)
+# An empty key is refused by the `relay.E001` system check when DEBUG is off.
+SECRET_KEY = envstr("DJANGO_SECRET_KEY") or ("insecure-development-key" if DEBUG else "")
+ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+DJANGO_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+]
+THIRD_PARTY_APPS = ["rest_framework", "django_q"]
+LOCAL_APPS = ["dashboard.apps.RelayAdminConfig", "dashboard.apps.DashboardConfig", "forwarding"]
+INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+# Ingestion routes have no trailing slash and clients treat a redirect as delivered.
+APPEND_SLASH = False
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# ------------------------------------------------------------------------------
+# Database
+# ------------------------------------------------------------------------------
+DATABASE_URL = envstr("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'relay.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web and worker processes write at once: WAL, a busy timeout and BEGIN IMMEDIATE.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ------------------------------------------------------------------------------
+# Static files, i18n
+# ------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# ------------------------------------------------------------------------------
+# Security
+# ------------------------------------------------------------------------------
+SESSION_COOKIE_SECURE = envbool("DJANGO_SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_HSTS_SECONDS = envint("DJANGO_HSTS_SECONDS", 0, minimum=0)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("DJANGO_BEHIND_PROXY", False) else None
+
+# ------------------------------------------------------------------------------
+# Logging: to stderr; the request body and Authorization header are never logged.
+# ------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["stderr"], "level": envstr("RELAY_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# ------------------------------------------------------------------------------
+# Django REST framework: ingestion authenticates write keys itself.
+# ------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+
+# ------------------------------------------------------------------------------
+# Ingestion limits (bytes)
+# ------------------------------------------------------------------------------
+RELAY_MAX_MESSAGE_BYTES = envint("RELAY_MAX_MESSAGE_BYTES", 32 * 1024, minimum=1024)
+RELAY_MAX_REQUEST_BYTES = envint("RELAY_MAX_REQUEST_BYTES", 500 * 1024, minimum=1024)
+# RudderStack clients send batches of up to 4 MB.
+RELAY_MAX_RUDDER_REQUEST_BYTES = envint("RELAY_MAX_RUDDER_REQUEST_BYTES", 4 * 1024 * 1024, minimum=1024)
+RELAY_MAX_BATCH_MESSAGES = envint("RELAY_MAX_BATCH_MESSAGES", 2500, minimum=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = RELAY_MAX_RUDDER_REQUEST_BYTES + 1024
+RELAY_PUBLIC_URL = envstr("RELAY_PUBLIC_URL")
+
+# ------------------------------------------------------------------------------
+# Intercom
+# ------------------------------------------------------------------------------
+INTERCOM_ACCESS_TOKEN = envstr("INTERCOM_ACCESS_TOKEN")
+INTERCOM_REGION = envstr("INTERCOM_REGION", "us")
+INTERCOM_API_BASE = envstr("INTERCOM_API_BASE")
+INTERCOM_API_VERSION = envstr("INTERCOM_API_VERSION", "2.16")
+INTERCOM_EVENT_NAME_LIMIT = envint("INTERCOM_EVENT_NAME_LIMIT", 120, minimum=1)
+INTERCOM_PAGE_EVENT_NAME = envstr("INTERCOM_PAGE_EVENT_NAME", "viewed-page")
+INTERCOM_CREATE_ATTRIBUTES = envbool("INTERCOM_CREATE_ATTRIBUTES", True)
+INTERCOM_CONNECT_TIMEOUT = envint("INTERCOM_CONNECT_TIMEOUT", 5, minimum=1)
+INTERCOM_READ_TIMEOUT = envint("INTERCOM_READ_TIMEOUT", 20, minimum=1)
+
+# ------------------------------------------------------------------------------
+# Delivery
+# ------------------------------------------------------------------------------
+RELAY_WAIT_FOR_IDENTIFY = envduration("RELAY_WAIT_FOR_IDENTIFY", "7d")
+RELAY_RETRY_SCHEDULE = envdurations("RELAY_RETRY_SCHEDULE", "10s,1m,5m,30m,2h,6h,12h,24h")
+# 401/403: the token is wrong; deliveries wait this long between tries, without limit.
+RELAY_AUTH_RETRY_SECONDS = envduration("RELAY_AUTH_RETRY_SECONDS", "5m")
+RELAY_LEASE_SECONDS = envduration("RELAY_LEASE_SECONDS", "2m")
+RELAY_SWEEP_SECONDS = envduration("RELAY_SWEEP_SECONDS", "30s")
+RELAY_PAYLOAD_RETENTION_DAYS = envint("RELAY_PAYLOAD_RETENTION_DAYS", 30, minimum=1)
+RELAY_LOG_RETENTION_DAYS = envint("RELAY_LOG_RETENTION_DAYS", 90, minimum=1)
+
+# ------------------------------------------------------------------------------
+# Task queue (django-q2): the ORM broker in the same database unless REDIS_URL is set.
+# A delivery failure is an outcome the task records; raising is for bugs, so the
+# queue's own retry only covers a worker that died mid-task (the sweeper does too).
+# ------------------------------------------------------------------------------
+REDIS_URL = envstr("REDIS_URL")
+Q_CLUSTER = {
+    "name": "relay",
+    "workers": envint("RELAY_WORKERS", 2, minimum=1),
+    "timeout": 60,
+    "retry": 90,
+    "max_attempts": 3,
+    "ack_failures": True,
+    "save_limit": 1000,
+    "catch_up": False,
+    "poll": 0.2,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"

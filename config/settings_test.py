@@ -1,0 +1,21 @@
+"""Test settings: Q_CLUSTER is read at import time, so tests get their own module."""
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")
+os.environ.setdefault("DJANGO_SECURE_COOKIES", "false")
+
+from config.settings import *  # noqa: E402,F403
+from config.settings import BASE_DIR, DATABASES, Q_CLUSTER  # noqa: E402
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+ALLOWED_HOSTS = ["*"]
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory: live servers and qcluster processes open the same test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-relay.sqlite3")}
+
+Q_CLUSTER = {**Q_CLUSTER, "name": "relay-test", "workers": 2, "poll": 0.1}
+# Tests never reach the real Intercom: forwarding goes to the sandbox the test starts.
+INTERCOM_ACCESS_TOKEN = os.environ.get("INTERCOM_ACCESS_TOKEN", "test-intercom-token")

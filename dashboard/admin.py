@@ -1,0 +1,1 @@
+"""ModelAdmins of the dashboard."""

@@ -1,0 +1,14 @@
+from django.contrib.admin.apps import AdminConfig
+from django.apps import AppConfig
+
+
+class RelayAdminConfig(AdminConfig):
+    """Installs the relay's AdminSite as the default admin site."""
+
+    default_site = "dashboard.sites.RelayAdminSite"
+
+
+class DashboardConfig(AppConfig):
+    name = "dashboard"
+    label = "dashboard"
+    verbose_name = "Dashboard"

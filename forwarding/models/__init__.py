@@ -1,0 +1,22 @@
+from forwarding.models.calls import Call, CallType, RejectedMessage, Source, hash_key
+from forwarding.models.deliveries import Attempt, Delivery, Exchange, Outcome, State, Trigger
+from forwarding.models.intercom import CompanyLink, ContactLink, DataAttribute, IntercomStatus, RateLimitWindow
+
+__all__ = [
+    "Attempt",
+    "Call",
+    "CallType",
+    "CompanyLink",
+    "ContactLink",
+    "DataAttribute",
+    "Delivery",
+    "Exchange",
+    "IntercomStatus",
+    "Outcome",
+    "RateLimitWindow",
+    "RejectedMessage",
+    "Source",
+    "State",
+    "Trigger",
+    "hash_key",
+]

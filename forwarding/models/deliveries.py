@@ -1,0 +1,118 @@
+"""One delivery per accepted call, one attempt per try, one exchange per HTTP request."""
+
+from django.db import models
+from django.utils import timezone
+
+from forwarding.models.calls import Call
+
+BODY_LIMIT = 20 * 1024
+
+
+class State(models.TextChoices):
+    PENDING = "pending"
+    DELIVERING = "delivering"
+    DELIVERED = "delivered"
+    WAITING = "waiting"
+    HELD = "held"
+    SUPPRESSED = "suppressed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class Trigger(models.TextChoices):
+    AUTO = "auto"
+    MANUAL = "manual"
+    BULK = "bulk"
+    RELEASE = "release"
+
+
+class Outcome(models.TextChoices):
+    DELIVERED = "delivered"
+    RETRY = "retry"  # transient: network, timeout, 408, 5xx
+    RATE_LIMITED = "rate_limited"  # 429: does not use up the schedule
+    AUTH = "auth"  # 401/403: the token is refused
+    WAITING = "waiting"  # the user is unknown to Intercom
+    HELD = "held"  # the event-name cap
+    SUPPRESSED = "suppressed"
+    SKIPPED = "skipped"
+    FAILED = "failed"  # permanent: 400, 422 other than the cap, retries used up
+    ERROR = "error"  # a bug in the relay, recorded rather than raised
+
+
+class Delivery(models.Model):
+    """The state of forwarding one call to Intercom."""
+
+    call = models.OneToOneField(Call, on_delete=models.CASCADE, primary_key=True, related_name="delivery")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
+    # Denormalised from the call so the engine finds a user's deliveries with one index.
+    user_id = models.CharField(max_length=255, blank=True, default="")
+    anonymous_id = models.CharField(max_length=255, blank=True, default="")
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempt_count = models.PositiveIntegerField(default=0)
+    # Steps of the retry schedule used up (429 and auth waits do not count).
+    retry_count = models.PositiveIntegerField(default=0)
+    last_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    # A short, stable cause for grouping failures ("timeout", "http_400", ...).
+    error_cause = models.CharField(max_length=50, blank=True, default="")
+    warnings = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        indexes = [
+            # Sweeper: due pending deliveries, and expired leases.
+            models.Index(fields=["state", "next_attempt_at"], name="delivery_due"),
+            # Release of a user's waiting deliveries in the order received.
+            models.Index(fields=["user_id", "state", "created_at"], name="delivery_user"),
+            # Attribution of anonymous waiting deliveries.
+            models.Index(fields=["anonymous_id", "state"], name="delivery_anonymous"),
+            # Log filtered by state, newest first.
+            models.Index(fields=["state", "-created_at"], name="delivery_state_log"),
+            # Log filtered by cause of error.
+            models.Index(fields=["error_cause", "-created_at"], name="delivery_cause"),
+        ]
+
+    def __str__(self):
+        return f"delivery {self.pk} ({self.state})"
+
+
+class Attempt(models.Model):
+    """One try of a delivery."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.AUTO)
+    started_at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=15, choices=Outcome.choices, blank=True, default="")
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True, default="")
+    warnings = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["started_at", "id"]
+        indexes = [
+            # Call detail: a delivery's attempts in order.
+            models.Index(fields=["delivery", "started_at"], name="attempt_delivery"),
+        ]
+
+
+class Exchange(models.Model):
+    """One HTTP request to Intercom made during an attempt (bodies cut, never the token)."""
+
+    attempt = models.ForeignKey(Attempt, on_delete=models.CASCADE, related_name="exchanges")
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    request_headers = models.JSONField(default=dict, blank=True)
+    request_body = models.TextField(blank=True, default="")
+    response_headers = models.JSONField(default=dict, blank=True)
+    response_body = models.TextField(blank=True, default="")
+    error = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]

@@ -1,0 +1,13 @@
+"""Ingestion routes, written exactly as clients send them: no trailing slash."""
+
+from django.http import JsonResponse
+from django.urls import path
+
+
+def health(request):
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns = [
+    path("health", health, name="health"),
+]
