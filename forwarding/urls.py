@@ -1,13 +1,23 @@
-"""Ingestion routes, written exactly as clients send them: no trailing slash."""
+"""Ingestion routes, written exactly as clients send them: no trailing slash, never a redirect."""
 
-from django.http import JsonResponse
-from django.urls import path
+from django.urls import path, re_path
 
+from forwarding.ingestion import views
+from forwarding.models import CallType
 
-def health(request):
-    return JsonResponse({"status": "ok"})
-
+BATCH_PATHS = ["v1/batch", "v1/import", "v1/b"]
+# analytics-next (the browser library) posts to the first letter of the type.
+MESSAGE_PATHS = {message_type: [f"v1/{message_type}", f"v1/{message_type[0]}"] for message_type in CallType.values}
 
 urlpatterns = [
-    path("health", health, name="health"),
+    path("health", views.health, name="health"),
+    *[path(route, views.BatchView.as_view(), name=f"ingest-{route[3:]}") for route in BATCH_PATHS],
+    *[
+        path(route, views.MessageView.as_view(message_type=message_type), name=f"ingest-{route[3:]}")
+        for message_type, routes in MESSAGE_PATHS.items()
+        for route in routes
+    ],
+    path("v1/projects/<str:write_key>/settings", views.SettingsView.as_view(), name="ingest-settings"),
+    # Last: any other /v1/ path (a trailing slash, a typo) gets a JSON 404.
+    re_path(r"^v1/", views.not_found),
 ]

@@ -1,0 +1,51 @@
+"""What ingestion reads from and writes to HTTP headers: the client's IP, CORS."""
+
+import ipaddress
+
+from django.conf import settings
+from django.utils.cache import patch_vary_headers
+
+# Sent by analytics-next (Authorization, X-Retry-Count) and RudderStack's browser SDK (AnonymousId).
+DEFAULT_ALLOWED_HEADERS = "Authorization, Content-Type, Content-Encoding, X-Retry-Count, AnonymousId"
+
+
+def client_ip(request):
+    """The caller's IP: X-Forwarded-For only behind a proxy (SECURE_PROXY_SSL_HEADER set), else REMOTE_ADDR.
+
+    The first X-Forwarded-For entry is the original client. A client can forge it, but it only
+    ever lands in that client's own context.ip, so nothing depends on it being true.
+    """
+    if settings.SECURE_PROXY_SSL_HEADER:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip()
+        if _is_ip(forwarded):
+            return forwarded
+    remote = request.META.get("REMOTE_ADDR", "")
+    return remote if _is_ip(remote) else ""
+
+
+def _is_ip(text):
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def add_cors_headers(request, response):
+    """Let browsers on any origin call the API (reference/ingestion-api.md section 5.5).
+
+    Safe to open wide: the ingestion API only takes data in and never exposes stored data.
+    """
+    origin = request.headers.get("Origin")
+    if origin:
+        response["Access-Control-Allow-Origin"] = origin
+        response["Access-Control-Allow-Credentials"] = "true"
+        patch_vary_headers(response, ["Origin"])
+    else:
+        response["Access-Control-Allow-Origin"] = "*"
+    response["Access-Control-Allow-Methods"] = "POST, GET, OPTIONS"
+    response["Access-Control-Allow-Headers"] = (
+        request.headers.get("Access-Control-Request-Headers") or DEFAULT_ALLOWED_HEADERS
+    )
+    response["Access-Control-Max-Age"] = "600"
+    return response

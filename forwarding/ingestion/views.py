@@ -1,0 +1,119 @@
+"""Thin DRF views of the Segment HTTP Tracking API; the work is in the modules they call."""
+
+import logging
+
+from django.db import DatabaseError, connection
+from django.http import JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.exceptions import APIException
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from forwarding.ingestion import auth, browser, decoding, storage, validation
+from forwarding.ingestion.errors import IngestionError, invalid_write_key
+from forwarding.ingestion.headers import add_cors_headers, client_ip
+from forwarding.models import Source
+
+logger = logging.getLogger(__name__)
+
+UNAVAILABLE = {"code": "unavailable", "message": "The database is unavailable; retry later."}
+
+
+class AlwaysJSON(BaseContentNegotiation):
+    """Answer JSON whatever the Accept header says (clients send */*, text/plain or nothing)."""
+
+    def select_parser(self, request, parsers):
+        return None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+def exception_handler(exc, context):
+    """Every error as `{"code", "message"}` JSON; database trouble is a 503 that clients retry."""
+    if isinstance(exc, IngestionError):
+        return Response(exc.as_json(), status=exc.status)
+    if isinstance(exc, APIException):
+        return Response({"code": exc.default_code, "message": str(exc.detail)}, status=exc.status_code)
+    if isinstance(exc, DatabaseError):
+        logger.exception("ingestion: database error")
+        return Response(UNAVAILABLE, status=503, headers={"Retry-After": "5"})
+    return None  # a bug: Django's 500 handling logs it
+
+
+class IngestionView(APIView):
+    """Base: no DRF authentication (write keys are resolved by hand), JSON errors, CORS on every answer."""
+
+    authentication_classes = []
+    permission_classes = []
+    content_negotiation_class = AlwaysJSON
+
+    def get_exception_handler(self):
+        return exception_handler
+
+    def options(self, request, *args, **kwargs):
+        """CORS preflight."""
+        return Response(status=204)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        return add_cors_headers(request, response)
+
+
+class BatchView(IngestionView):
+    """POST /v1/batch (/v1/import, /v1/b): `{batch: [...], context?, integrations?, sentAt?}`."""
+
+    def post(self, request):
+        received_at = timezone.now()
+        source = auth.source_from_header(request)
+        body = decoding.read_body(request)
+        source = source or auth.source_from_body(body)
+        accepted, rejected = validation.batch_messages(body, received_at=received_at, ip=client_ip(request))
+        storage.store(source, accepted, rejected, received_at=received_at)
+        return Response({"success": True})
+
+
+class MessageView(IngestionView):
+    """POST /v1/<type> (and /v1/<t>): one message; an invalid one is a 400 and a rejected row."""
+
+    message_type = None
+
+    def post(self, request):
+        received_at = timezone.now()
+        source = auth.source_from_header(request)
+        body = decoding.read_body(request)
+        source = source or auth.source_from_body(body)
+        result = validation.single_message(body, self.message_type, received_at=received_at, ip=client_ip(request))
+        if isinstance(result, validation.Rejected):
+            storage.store(source, [], [result], received_at=received_at)
+            raise IngestionError(400, result.code, result.reason)
+        storage.store(source, [result], [], received_at=received_at)
+        return Response({"success": True})
+
+
+class SettingsView(IngestionView):
+    """GET /v1/projects/<writeKey>/settings for analytics.js."""
+
+    def get(self, request, write_key):
+        if Source.authenticate(write_key) is None:
+            raise invalid_write_key(auth.BAD_KEY)
+        return Response(browser.settings_document(request, write_key), headers={"Cache-Control": "max-age=300"})
+
+
+def health(request):
+    """GET /health: 200 when the database answers, 503 when it does not."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        logger.exception("health: database unavailable")
+        return JsonResponse({"status": "unavailable", **UNAVAILABLE}, status=503)
+    return JsonResponse({"status": "ok", "database": "ok"})
+
+
+@csrf_exempt
+def not_found(request, *args, **kwargs):
+    """Any other /v1/ path, including a trailing slash: a JSON 404, never a redirect."""
+    return JsonResponse({"code": "not_found", "message": f"No API route {request.path}."}, status=404)
