@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import envbool, envdurations, envduration, envint, envlist, envstr
+from config.env import envbool, envduration, envdurations, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

@@ -6,4 +6,9 @@ class ForwardingConfig(AppConfig):
     verbose_name = "Forwarding"
 
     def ready(self):
+        from django.db.models.signals import post_migrate
+
         from forwarding import checks  # noqa: F401  (registers the system checks)
+        from forwarding.schedules import ensure_schedules
+
+        post_migrate.connect(ensure_schedules, sender=self)

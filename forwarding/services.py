@@ -1,8 +1,34 @@
-"""The verbs of the delivery engine: accept, deliver, resend, release."""
+"""The verbs of the delivery engine: accept, deliver, resend, release, sweep."""
 
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
 
-from forwarding.models import Delivery
+from forwarding import policy, sending
+from forwarding.mapping import map_call
+from forwarding.models import Call, CallType, Delivery, Outcome, State, Trigger
+from forwarding.recording import AttemptLog
+
+logger = logging.getLogger(__name__)
+
+# A task keeps a delivery whose next try is due within its budget, instead of waiting for the sweeper.
+TASK_BUDGET_SECONDS = 40
+SWEEP_BATCH = 1000
+# A pending delivery enqueued this long ago and still due is enqueued again (its task was lost).
+REENQUEUE_AFTER = timedelta(seconds=60)
+TERMINAL_OUTCOME_STATES = {
+    Outcome.DELIVERED: State.DELIVERED,
+    Outcome.WAITING: State.WAITING,
+    Outcome.HELD: State.HELD,
+    Outcome.SUPPRESSED: State.SUPPRESSED,
+    Outcome.SKIPPED: State.SKIPPED,
+    Outcome.FAILED: State.FAILED,
+}
 
 
 def accept(calls):
@@ -10,16 +36,232 @@ def accept(calls):
 
     Called inside the ingestion transaction, right after the calls are inserted.
     """
+    now = timezone.now()
     deliveries = [
-        Delivery(call=call, user_id=call.user_id, anonymous_id=call.anonymous_id, created_at=call.received_at)
+        Delivery(
+            call=call,
+            user_id=call.user_id,
+            anonymous_id=call.anonymous_id,
+            created_at=call.received_at,
+            next_attempt_at=call.received_at,
+            enqueued_at=now,
+        )
         for call in calls
     ]
     Delivery.objects.bulk_create(deliveries)
     ids = [call.pk for call in calls]
     if ids:
-        transaction.on_commit(lambda: enqueue(ids))
+        # robust: the calls are committed; a failed enqueue is the sweeper's to repair.
+        transaction.on_commit(lambda: enqueue(ids), robust=True)
     return deliveries
 
 
 def enqueue(delivery_ids):
-    """Hand deliveries to the task queue (filled in by the delivery engine)."""
+    """Put one task per delivery on the queue."""
+    from django_q.tasks import async_task
+
+    for pk in delivery_ids:
+        async_task("forwarding.tasks.deliver", pk, task_name=f"deliver-{pk}", save=False)
+
+
+def deliver(pk, budget=TASK_BUDGET_SECONDS):
+    """Claim delivery `pk` and try it; a retry due within the budget is tried in the same task."""
+    deadline = time.monotonic() + budget
+    user_id = ""
+    while True:
+        delivery = claim(pk)
+        if delivery is None:
+            break
+        user_id = delivery.user_id
+        attempt(delivery)
+        delivery.refresh_from_db(fields=["state", "next_attempt_at", "user_id"])
+        user_id = delivery.user_id
+        wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
+        if delivery.state != State.PENDING or time.monotonic() + wait > deadline:
+            break
+        time.sleep(max(wait, 0))
+    if user_id:
+        kick_next(user_id)
+
+
+def claim(pk):
+    """Take delivery `pk` for this worker with a lease, unless it is not due or an older call of
+    the same user goes first. Returns the delivery or None."""
+    now = timezone.now()
+    delivery = Delivery.objects.filter(pk=pk, state=State.PENDING, next_attempt_at__lte=now).first()
+    if delivery is None or is_blocked(delivery):
+        return None
+    claimed = Delivery.objects.filter(pk=pk, state=State.PENDING, next_attempt_at__lte=now).update(
+        state=State.DELIVERING, lease_expires_at=now + timedelta(seconds=settings.RELAY_LEASE_SECONDS), updated_at=now
+    )
+    if not claimed:
+        return None  # another worker won
+    delivery.state = State.DELIVERING
+    return delivery
+
+
+def is_blocked(delivery):
+    """Order per user: an older call of the same user that is new or in flight goes first.
+    A call in retry backoff does not hold back the ones after it."""
+    if not delivery.user_id:
+        return False
+    older = Q(created_at__lt=delivery.created_at) | Q(created_at=delivery.created_at, pk__lt=delivery.pk)
+    return (
+        Delivery.objects.filter(older, user_id=delivery.user_id, retry_count=0)
+        .filter(state__in=[State.PENDING, State.DELIVERING])
+        .exists()
+    )
+
+
+def kick_next(user_id):
+    """Enqueue the oldest due delivery of a user (each finished delivery hands on to the next)."""
+    now = timezone.now()
+    pk = (
+        Delivery.objects.filter(user_id=user_id, state=State.PENDING, next_attempt_at__lte=now)
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if pk is not None:
+        Delivery.objects.filter(pk=pk).update(enqueued_at=now)
+        enqueue([pk])
+
+
+def attempt(delivery):
+    """One try of a claimed delivery: record an attempt and move the delivery to its next state."""
+    call = Call.objects.get(pk=delivery.pk)
+    trigger = delivery.trigger
+    if call.payload is None:
+        return finish(delivery, None, sending.Result(Outcome.FAILED, error="payload expired", cause="expired"))
+    user_id = attribute(delivery, call)
+    mapped = map_call(call.payload, user_id=user_id or None, page_event_name=settings.INTERCOM_PAGE_EVENT_NAME)
+    if mapped.skip_reason:
+        return finish(delivery, None, sending.Result(Outcome.SKIPPED, error=mapped.skip_reason, cause="skipped"))
+    if not user_id:
+        reason = "anonymous call: waiting for an identify with this anonymousId"
+        return finish(delivery, None, sending.Result(Outcome.WAITING, error=reason, cause="anonymous"))
+    log = AttemptLog(delivery, trigger)
+    try:
+        result = sending.send(log, mapped, user_id)
+    except Exception as exc:  # a bug: recorded as an outcome and retried on the schedule
+        logger.exception("delivery %s failed with an exception", delivery.pk)
+        result = sending.Result(Outcome.ERROR, error=f"{exc.__class__.__name__}: {exc}"[:500], cause="relay_error")
+    finish(delivery, log, result)
+    if result.outcome == Outcome.DELIVERED and call.type == CallType.IDENTIFY:
+        release_user(user_id, call.anonymous_id)
+
+
+def attribute(delivery, call):
+    """The userId a call is forwarded for; an anonymous call takes the userId of an identify
+    that carried the same anonymousId."""
+    if delivery.user_id or not call.anonymous_id:
+        return delivery.user_id
+    linked = (
+        Call.objects.filter(anonymous_id=call.anonymous_id, type=CallType.IDENTIFY)
+        .exclude(user_id="")
+        .order_by("received_at")
+        .values_list("user_id", flat=True)
+        .first()
+    )
+    if linked:
+        Delivery.objects.filter(pk=delivery.pk).update(user_id=linked)
+        delivery.user_id = linked
+    return linked or ""
+
+
+def finish(delivery, log, result):
+    """Write the attempt's outcome and the delivery's next state."""
+    now = timezone.now()
+    changes = {
+        "lease_expires_at": None,
+        "updated_at": now,
+        "trigger": Trigger.AUTO,
+        "warnings": result.warnings,
+        "last_status": result.status,
+    }
+    state = TERMINAL_OUTCOME_STATES.get(result.outcome)
+    if state is not None:
+        changes.update(state=state, last_error=result.error[:500], error_cause=result.cause)
+        if state == State.DELIVERED:
+            changes.update(delivered_at=now, last_error="", error_cause="")
+    else:
+        changes.update(next_state(delivery, result, now))
+    if log is not None:
+        changes["attempt_count"] = delivery.attempt_count + 1
+        log.finish(result.outcome, result.status, result.error, result.warnings)
+    Delivery.objects.filter(pk=delivery.pk).update(**changes)
+
+
+def next_state(delivery, result, now):
+    """Field changes for an attempt that will be tried again (or has used up its retries)."""
+    common = {"last_error": result.error[:500], "error_cause": result.cause}
+    if result.outcome == Outcome.RATE_LIMITED:
+        return {**common, "state": State.PENDING, "next_attempt_at": policy.after(result.wait_seconds, now)}
+    if result.outcome == Outcome.AUTH:
+        # The token is refused: wait and try again slowly, never drop.
+        return {
+            **common,
+            "state": State.PENDING,
+            "next_attempt_at": policy.after(settings.RELAY_AUTH_RETRY_SECONDS, now),
+        }
+    retry_count = delivery.retry_count + 1
+    delay = policy.retry_delay(retry_count)
+    if delay is None:
+        return {**common, "state": State.FAILED, "last_error": f"retries used up: {result.error}"[:500]}
+    return {**common, "state": State.PENDING, "retry_count": retry_count, "next_attempt_at": policy.after(delay, now)}
+
+
+def release_user(user_id, anonymous_id=""):
+    """After a successful identify: the user's waiting deliveries (and anonymous ones with the
+    same anonymousId) become due, in the order received."""
+    now = timezone.now()
+    Delivery.objects.filter(user_id=user_id, state=State.WAITING).update(
+        state=State.PENDING, next_attempt_at=now, trigger=Trigger.RELEASE, updated_at=now
+    )
+    if anonymous_id:
+        Delivery.objects.filter(anonymous_id=anonymous_id, user_id="", state=State.WAITING).update(
+            user_id=user_id, state=State.PENDING, next_attempt_at=now, trigger=Trigger.RELEASE, updated_at=now
+        )
+
+
+def resend(delivery, trigger=Trigger.MANUAL):
+    """Try a delivery again now, keeping its call and created_at (Intercom dedups the event)."""
+    now = timezone.now()
+    updated = (
+        Delivery.objects.filter(pk=delivery.pk)
+        .exclude(state=State.DELIVERING)
+        .update(
+            state=State.PENDING, next_attempt_at=now, retry_count=0, trigger=trigger, enqueued_at=now, updated_at=now
+        )
+    )
+    if updated:
+        transaction.on_commit(lambda: enqueue([delivery.pk]), robust=True)
+    return bool(updated)
+
+
+def sweep(now=None):
+    """Return expired leases to pending, re-enqueue due deliveries whose task was lost, and fail
+    waiting deliveries past RELAY_WAIT_FOR_IDENTIFY. Returns counts."""
+    now = now or timezone.now()
+    expired = Delivery.objects.filter(state=State.DELIVERING, lease_expires_at__lt=now).update(
+        state=State.PENDING, next_attempt_at=now, lease_expires_at=None, updated_at=now
+    )
+    due = list(
+        Delivery.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
+        .filter(
+            Q(enqueued_at=None) | Q(enqueued_at__lt=now - REENQUEUE_AFTER) | Q(enqueued_at__lt=F("next_attempt_at"))
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    if due:
+        Delivery.objects.filter(pk__in=due).update(enqueued_at=now)
+        enqueue(due)
+    cutoff = now - timedelta(seconds=settings.RELAY_WAIT_FOR_IDENTIFY)
+    expired_waits = Delivery.objects.filter(state=State.WAITING, created_at__lt=cutoff).update(
+        state=State.FAILED,
+        last_error=f"no identify for this user within RELAY_WAIT_FOR_IDENTIFY ({settings.RELAY_WAIT_FOR_IDENTIFY} s)",
+        error_cause="wait_expired",
+        updated_at=now,
+    )
+    return {"leases_expired": expired, "enqueued": len(due), "waits_expired": expired_waits}

@@ -124,3 +124,6 @@ class RejectedMessage(models.Model):
             # Rejected-messages list, newest first.
             models.Index(fields=["-received_at"], name="rejected_received"),
         ]
+
+    def __str__(self):
+        return f"{self.code}: {self.reason}"

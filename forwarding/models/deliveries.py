@@ -48,6 +48,10 @@ class Delivery(models.Model):
     user_id = models.CharField(max_length=255, blank=True, default="")
     anonymous_id = models.CharField(max_length=255, blank=True, default="")
     next_attempt_at = models.DateTimeField(default=timezone.now)
+    # What asked for the next attempt (a manual resend is recorded as such).
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.AUTO)
+    # When a task for it was last put on the queue; the sweeper re-enqueues what stayed due.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     attempt_count = models.PositiveIntegerField(default=0)
     # Steps of the retry schedule used up (429 and auth waits do not count).
@@ -99,6 +103,9 @@ class Attempt(models.Model):
             models.Index(fields=["delivery", "started_at"], name="attempt_delivery"),
         ]
 
+    def __str__(self):
+        return f"attempt {self.pk} of delivery {self.delivery_id} ({self.outcome or 'running'})"
+
 
 class Exchange(models.Model):
     """One HTTP request to Intercom made during an attempt (bodies cut, never the token)."""
@@ -116,3 +123,6 @@ class Exchange(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.method} {self.path} -> {self.status}"

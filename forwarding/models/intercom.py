@@ -11,6 +11,9 @@ class ContactLink(models.Model):
     contact_id = models.CharField(max_length=64)
     updated_at = models.DateTimeField(default=timezone.now)
 
+    def __str__(self):
+        return f"{self.user_id} -> {self.contact_id}"
+
 
 class CompanyLink(models.Model):
     """groupId -> Intercom company id."""
@@ -18,6 +21,9 @@ class CompanyLink(models.Model):
     group_id = models.CharField(max_length=255, unique=True)
     company_id = models.CharField(max_length=64)
     updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.group_id} -> {self.company_id}"
 
 
 class DataAttribute(models.Model):
@@ -38,6 +44,9 @@ class DataAttribute(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["model", "name"], name="data_attribute_unique")]
 
+    def __str__(self):
+        return f"{self.model}.{self.name}"
+
 
 class RateLimitWindow(models.Model):
     """The shared limiter: what Intercom's X-RateLimit-* headers last said (one row)."""
@@ -48,6 +57,9 @@ class RateLimitWindow(models.Model):
     reset_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
+    def __str__(self):
+        return f"{self.name}: {self.remaining} of {self.limit} until {self.reset_at}"
+
 
 class IntercomStatus(models.Model):
     """The connection status the dashboard shows (one row)."""
@@ -56,6 +68,9 @@ class IntercomStatus(models.Model):
     last_success_at = models.DateTimeField(null=True, blank=True)
     auth_failed_at = models.DateTimeField(null=True, blank=True)
     auth_error = models.CharField(max_length=500, blank=True, default="")
+
+    def __str__(self):
+        return f"{self.name} (last success {self.last_success_at})"
 
     @classmethod
     def get(cls):

@@ -1,0 +1,93 @@
+"""An attempt in progress: its row exists before the first request, and each HTTP
+exchange is written as it completes (bodies cut, allowlisted headers, never the token)."""
+
+import json
+import time
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from forwarding import intercom, ratelimit
+from forwarding.models import Attempt, Exchange, IntercomStatus
+from forwarding.models.deliveries import BODY_LIMIT
+
+# The limiter's windows are 10 seconds; a worker waits for the next one rather than fail.
+LIMITER_POLL_SECONDS = 2.0
+LIMITER_MAX_WAIT_SECONDS = 30.0
+STATUS_WRITE_INTERVAL = timedelta(seconds=10)
+
+
+def cut(value):
+    """Text of a body, cut to the stored limit."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) > BODY_LIMIT:
+        return text[:BODY_LIMIT] + "…[cut]"
+    return text
+
+
+class AttemptLog:
+    """Sends requests for one attempt and records them."""
+
+    def __init__(self, delivery, trigger):
+        self.attempt = Attempt.objects.create(delivery=delivery, trigger=trigger)
+        self.client = intercom.client()
+        self.started = time.monotonic()
+
+    def send(self, operation, *args):
+        """Call `Client.<operation>(*args)` once the shared limiter allows, and record it."""
+        self._wait_for_limiter()
+        response = getattr(self.client, operation)(*args)
+        ratelimit.observe(response)
+        note_connection(response)
+        Exchange.objects.create(
+            attempt=self.attempt,
+            method=response.method,
+            path=response.path[:500],
+            status=response.status,
+            duration_ms=response.duration_ms,
+            request_headers=self.client.kept_request_headers(),
+            request_body=cut(response.request_body),
+            response_headers=response.headers,
+            response_body=cut(response.body),
+            error=response.error[:500],
+        )
+        return response
+
+    def _wait_for_limiter(self):
+        waited = 0.0
+        while waited < LIMITER_MAX_WAIT_SECONDS:
+            wait = ratelimit.wait_seconds()
+            if wait <= 0:
+                return
+            pause = min(wait, LIMITER_POLL_SECONDS)
+            time.sleep(pause)
+            waited += pause
+
+    def finish(self, outcome, status=None, error="", warnings=()):
+        Attempt.objects.filter(pk=self.attempt.pk).update(
+            outcome=outcome,
+            status=status,
+            error=error[:500],
+            warnings=list(warnings),
+            duration_ms=int((time.monotonic() - self.started) * 1000),
+        )
+
+
+def note_connection(response):
+    """Keep the dashboard's connection status: a refused token raises the banner, a success clears it."""
+    now = timezone.now()
+    if response.status in (401, 403):
+        IntercomStatus.objects.update_or_create(
+            name="intercom", defaults={"auth_failed_at": now, "auth_error": response.error_message[:500]}
+        )
+    elif response.ok:
+        # Written at most every few seconds, but at once when it clears the banner.
+        stale = Q(last_success_at=None) | Q(last_success_at__lt=now - STATUS_WRITE_INTERVAL)
+        updated = IntercomStatus.objects.filter(stale | ~Q(auth_failed_at=None), name="intercom").update(
+            last_success_at=now, auth_failed_at=None, auth_error=""
+        )
+        if not updated:
+            IntercomStatus.objects.get_or_create(name="intercom", defaults={"last_success_at": now})
