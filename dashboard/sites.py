@@ -1,4 +1,4 @@
-"""The operators' console: the Django admin, extended."""
+"""The operators' console: the Django admin, extended with the relay's own pages."""
 
 from django.contrib import admin
 
@@ -7,3 +7,18 @@ class RelayAdminSite(admin.AdminSite):
     site_header = "Intercom Relay"
     site_title = "Intercom Relay"
     index_title = "Overview"
+
+    def get_urls(self):
+        from dashboard.views import urls
+
+        # The relay's pages come first so that they win over the admin's catch-all.
+        return urls(self) + super().get_urls()
+
+    def each_context(self, request):
+        from forwarding import event_names
+
+        context = super().each_context(request)
+        if request.user.is_active and request.user.is_staff:
+            # Shown in the header of every dashboard page.
+            context["event_name_usage"] = event_names.usage()
+        return context

@@ -6,12 +6,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from forwarding import policy, sending
+from forwarding import event_names, policy, sending
 from forwarding.mapping import map_call
-from forwarding.models import Call, CallType, Delivery, Outcome, State, Trigger
+from forwarding.models import Call, CallType, Delivery, EventName, Outcome, State, Trigger
 from forwarding.recording import AttemptLog
 
 logger = logging.getLogger(__name__)
@@ -21,6 +21,7 @@ TASK_BUDGET_SECONDS = 40
 SWEEP_BATCH = 1000
 # A pending delivery enqueued this long ago and still due is enqueued again (its task was lost).
 REENQUEUE_AFTER = timedelta(seconds=60)
+ROUTE_OUTCOMES = {State.HELD: Outcome.HELD, State.SUPPRESSED: Outcome.SUPPRESSED, State.FAILED: Outcome.FAILED}
 TERMINAL_OUTCOME_STATES = {
     Outcome.DELIVERED: State.DELIVERED,
     Outcome.WAITING: State.WAITING,
@@ -37,11 +38,13 @@ def accept(calls):
     Called inside the ingestion transaction, right after the calls are inserted.
     """
     now = timezone.now()
+    keys = event_names.record_arrivals(calls)
     deliveries = [
         Delivery(
             call=call,
             user_id=call.user_id,
             anonymous_id=call.anonymous_id,
+            event_key=keys.get(call.pk, ""),
             created_at=call.received_at,
             next_attempt_at=call.received_at,
             enqueued_at=now,
@@ -140,6 +143,13 @@ def attempt(delivery):
     if not user_id:
         reason = "anonymous call: waiting for an identify with this anonymousId"
         return finish(delivery, None, sending.Result(Outcome.WAITING, error=reason, cause="anonymous"))
+    route = None
+    if delivery.event_key:
+        route = event_names.route(delivery.event_key)
+        if route.state:
+            outcome = ROUTE_OUTCOMES[route.state]
+            return finish(delivery, None, sending.Result(outcome, error=route.reason, cause=f"name_{route.state}"))
+        mapped = map_call(call.payload, user_id=user_id, event_name=route.name, page_event_name=route.name)
     log = AttemptLog(delivery, trigger)
     try:
         result = sending.send(log, mapped, user_id)
@@ -147,6 +157,8 @@ def attempt(delivery):
         logger.exception("delivery %s failed with an exception", delivery.pk)
         result = sending.Result(Outcome.ERROR, error=f"{exc.__class__.__name__}: {exc}"[:500], cause="relay_error")
     finish(delivery, log, result)
+    if result.outcome == Outcome.HELD and route is not None:
+        event_names.refused_by_intercom(delivery.event_key, route.name)
     if result.outcome == Outcome.DELIVERED and call.type == CallType.IDENTIFY:
         release_user(user_id, call.anonymous_id)
 
@@ -190,6 +202,7 @@ def finish(delivery, log, result):
         changes["attempt_count"] = delivery.attempt_count + 1
         log.finish(result.outcome, result.status, result.error, result.warnings)
     Delivery.objects.filter(pk=delivery.pk).update(**changes)
+    event_names.count_outcome(delivery.event_key, delivery.state, changes.get("state", delivery.state))
 
 
 def next_state(delivery, result, now):
@@ -226,17 +239,34 @@ def release_user(user_id, anonymous_id=""):
 
 def resend(delivery, trigger=Trigger.MANUAL):
     """Try a delivery again now, keeping its call and created_at (Intercom dedups the event)."""
+    return reopen([delivery.pk], trigger) == 1
+
+
+def reopen(pks, trigger):
+    """Make deliveries due now (in the order given), keeping their history, and enqueue them
+    once committed. A delivery in flight is left alone. Returns how many were reopened."""
     now = timezone.now()
-    updated = (
-        Delivery.objects.filter(pk=delivery.pk)
-        .exclude(state=State.DELIVERING)
-        .update(
-            state=State.PENDING, next_attempt_at=now, retry_count=0, trigger=trigger, enqueued_at=now, updated_at=now
-        )
-    )
-    if updated:
-        transaction.on_commit(lambda: enqueue([delivery.pk]), robust=True)
-    return bool(updated)
+    reopened = 0
+    for start in range(0, len(pks), SWEEP_BATCH):
+        chunk = pks[start : start + SWEEP_BATCH]
+        with transaction.atomic():
+            rows = Delivery.objects.filter(pk__in=chunk).exclude(state=State.DELIVERING)
+            held = dict(rows.filter(state=State.HELD).values_list("event_key").annotate(n=Count("pk")))
+            ids = set(rows.values_list("pk", flat=True))
+            rows.update(
+                state=State.PENDING,
+                next_attempt_at=now,
+                retry_count=0,
+                trigger=trigger,
+                enqueued_at=now,
+                updated_at=now,
+            )
+            for event_key, count in held.items():
+                EventName.objects.filter(key=event_key).update(held_count=F("held_count") - count)
+            ordered = [pk for pk in chunk if pk in ids]
+            transaction.on_commit(lambda ordered=ordered: enqueue(ordered), robust=True)
+        reopened += len(ordered)
+    return reopened
 
 
 def sweep(now=None):
@@ -264,4 +294,7 @@ def sweep(now=None):
         error_cause="wait_expired",
         updated_at=now,
     )
-    return {"leases_expired": expired, "enqueued": len(due), "waits_expired": expired_waits}
+    released = []
+    if EventName.objects.filter(held_count__gt=0).exists() and not event_names.usage().full:
+        released = event_names.release_held()  # the limit was raised
+    return {"leases_expired": expired, "enqueued": len(due), "waits_expired": expired_waits, "released": released}

@@ -1,5 +1,6 @@
 from forwarding.models.calls import Call, CallType, RejectedMessage, Source, hash_key
 from forwarding.models.deliveries import Attempt, Delivery, Exchange, Outcome, State, Trigger
+from forwarding.models.event_names import EventName, EventNameHour, NameStatus
 from forwarding.models.intercom import CompanyLink, ContactLink, DataAttribute, IntercomStatus, RateLimitWindow
 
 __all__ = [
@@ -9,9 +10,12 @@ __all__ = [
     "CompanyLink",
     "ContactLink",
     "DataAttribute",
+    "EventName",
+    "EventNameHour",
     "Delivery",
     "Exchange",
     "IntercomStatus",
+    "NameStatus",
     "Outcome",
     "RateLimitWindow",
     "RejectedMessage",

@@ -47,6 +47,8 @@ class Delivery(models.Model):
     # Denormalised from the call so the engine finds a user's deliveries with one index.
     user_id = models.CharField(max_length=255, blank=True, default="")
     anonymous_id = models.CharField(max_length=255, blank=True, default="")
+    # The registry key of the call's event name (track and page), for holds and releases by name.
+    event_key = models.CharField(max_length=255, blank=True, default="")
     next_attempt_at = models.DateTimeField(default=timezone.now)
     # What asked for the next attempt (a manual resend is recorded as such).
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.AUTO)
@@ -67,6 +69,7 @@ class Delivery(models.Model):
 
     class Meta:
         verbose_name_plural = "deliveries"
+        permissions = [("operate", "Can resend, archive, rename and release")]
         indexes = [
             # Sweeper: due pending deliveries, and expired leases.
             models.Index(fields=["state", "next_attempt_at"], name="delivery_due"),
@@ -76,6 +79,8 @@ class Delivery(models.Model):
             models.Index(fields=["anonymous_id", "state"], name="delivery_anonymous"),
             # Log filtered by state, newest first.
             models.Index(fields=["state", "-created_at"], name="delivery_state_log"),
+            # Held, suppressed and failed deliveries of one event name, in order received.
+            models.Index(fields=["event_key", "state", "created_at"], name="delivery_event"),
             # Log filtered by cause of error.
             models.Index(fields=["error_cause", "-created_at"], name="delivery_cause"),
         ]

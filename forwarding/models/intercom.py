@@ -68,6 +68,10 @@ class IntercomStatus(models.Model):
     last_success_at = models.DateTimeField(null=True, blank=True)
     auth_failed_at = models.DateTimeField(null=True, blank=True)
     auth_error = models.CharField(max_length=500, blank=True, default="")
+    # Intercom refused a new event name (its cap) while the relay counted `cap_refused_usage` slots:
+    # Intercom counts names the relay did not send.
+    cap_refused_at = models.DateTimeField(null=True, blank=True)
+    cap_refused_usage = models.PositiveIntegerField(null=True, blank=True)
 
     def __str__(self):
         return f"{self.name} (last success {self.last_success_at})"

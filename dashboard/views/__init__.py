@@ -1,0 +1,7 @@
+"""The dashboard's own pages; each module contributes its URL patterns through `urls(site)`."""
+
+
+def urls(site):
+    from dashboard.views import event_names, pages
+
+    return [*pages.urls(site), *event_names.urls(site)]

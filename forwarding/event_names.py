@@ -1,0 +1,228 @@
+"""The event-name rules (DESIGN.md §7): the registry kept as calls arrive and deliveries end,
+usage against INTERCOM_EVENT_NAME_LIMIT, hold at the cap, archive, rename and release."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from forwarding.models import CallType, Delivery, EventName, EventNameHour, IntercomStatus, NameStatus, State, Trigger
+
+ARCHIVE_CANDIDATE_AFTER = timedelta(days=30)
+
+
+def key_of(name):
+    """Intercom compares event names case-insensitively."""
+    return name.strip().lower()[:255]
+
+
+def call_event_name(call):
+    """The event name a call is registered under: track's event, or the page event name."""
+    if call.type == CallType.TRACK:
+        return call.event
+    if call.type == CallType.PAGE:
+        return settings.INTERCOM_PAGE_EVENT_NAME
+    return ""
+
+
+def limit():
+    """The cap the relay enforces (the operator may set it below Intercom's 120)."""
+    return settings.INTERCOM_EVENT_NAME_LIMIT
+
+
+def used():
+    """Names holding a slot."""
+    return EventName.objects.filter(slot_used_at__isnull=False).count()
+
+
+@dataclass(frozen=True)
+class Usage:
+    used: int
+    limit: int
+
+    @property
+    def full(self):
+        return self.used >= self.limit
+
+    @property
+    def percent(self):
+        return min(100, round(100 * self.used / self.limit)) if self.limit else 100
+
+
+def usage():
+    return Usage(used(), limit())
+
+
+# -- as calls arrive -----------------------------------------------------------------------------
+
+
+def record_arrivals(calls):
+    """Count arriving calls per name (one row per name, one bucket per hour); returns
+    {call pk: registry key} for the deliveries. Runs inside the ingestion transaction."""
+    keys, seen = {}, {}
+    for call in calls:
+        name = call_event_name(call)
+        if not name or not name.strip():
+            continue
+        key = key_of(name)
+        keys[call.pk] = key
+        first, count, last = seen.get(key, (name, 0, call.received_at))
+        seen[key] = (first, count + 1, max(last, call.received_at))
+    for key, (name, count, last) in seen.items():
+        row, _ = EventName.objects.get_or_create(key=key, defaults={"name": name[:255], "first_seen_at": last})
+        EventName.objects.filter(pk=row.pk).update(total_count=F("total_count") + count, last_seen_at=last)
+        hour = last.replace(minute=0, second=0, microsecond=0)
+        bucket, created = EventNameHour.objects.get_or_create(event_name=row, hour=hour, defaults={"count": count})
+        if not created:
+            EventNameHour.objects.filter(pk=bucket.pk).update(count=F("count") + count)
+    return keys
+
+
+def recent_counts(since):
+    """{event name id: calls since `since`} from the hourly buckets."""
+    hour = since.replace(minute=0, second=0, microsecond=0)
+    rows = EventNameHour.objects.filter(hour__gte=hour).values("event_name").annotate(n=Sum("count"))
+    return {row["event_name"]: row["n"] for row in rows}
+
+
+# -- as deliveries are tried ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a delivery's event goes: `name` to forward under, or the state it stops in."""
+
+    name: str = ""
+    state: str = ""
+    reason: str = ""
+
+
+def route(event_key):
+    """Forward under the (renamed) name when it has a slot or one is free; else hold or suppress."""
+    entry = EventName.objects.filter(key=event_key).select_related("rename_to").first()
+    if entry is None:
+        return Route(state=State.FAILED, reason=f"event name {event_key!r} is not in the registry")
+    if entry.status == NameStatus.ARCHIVED:
+        return Route(state=State.SUPPRESSED, reason=f"event name {entry.name!r} is archived")
+    target = entry.rename_to or entry
+    if target.status == NameStatus.ARCHIVED:
+        return Route(state=State.SUPPRESSED, reason=f"renamed to {target.name!r}, which is archived")
+    if target.slot_used_at is None and not take_slot(target):
+        return Route(
+            state=State.HELD,
+            reason=f"event name cap full ({limit()} names): {target.name!r} has no slot",
+        )
+    return Route(name=target.name)
+
+
+def take_slot(entry):
+    """Give `entry` a slot if usage allows; serialised so two workers cannot pass the cap together."""
+    with transaction.atomic():
+        # One lock for every slot decision: the status row (SQLite serialises writers anyway).
+        IntercomStatus.objects.select_for_update().get_or_create(name="intercom")
+        if EventName.objects.filter(pk=entry.pk, slot_used_at__isnull=False).exists():
+            return True
+        if used() >= limit():
+            return False
+        return bool(
+            EventName.objects.filter(pk=entry.pk, slot_used_at__isnull=True).update(slot_used_at=timezone.now())
+        )
+
+
+def refused_by_intercom(event_key, forwarded_name):
+    """Intercom's cap 422: it counts names the relay did not send. Give the slot back and flag it."""
+    now = timezone.now()
+    target_key = key_of(forwarded_name) if forwarded_name else event_key
+    EventName.objects.filter(key=target_key).update(slot_used_at=None, intercom_refused_at=now)
+    IntercomStatus.objects.update_or_create(
+        name="intercom", defaults={"cap_refused_at": now, "cap_refused_usage": used()}
+    )
+
+
+def count_outcome(event_key, old_state, new_state):
+    """Keep the per-name delivered, held and suppressed counts as deliveries end."""
+    if not event_key or old_state == new_state:
+        return
+    changes = {}
+    if new_state == State.DELIVERED:
+        changes["delivered_count"] = F("delivered_count") + 1
+    if new_state == State.SUPPRESSED:
+        changes["suppressed_count"] = F("suppressed_count") + 1
+    if new_state == State.HELD:
+        changes["held_count"] = F("held_count") + 1
+    if old_state == State.HELD:
+        changes["held_count"] = F("held_count") - 1
+    if changes:
+        EventName.objects.filter(key=event_key).update(**changes)
+
+
+# -- operators' actions ------------------------------------------------------------------------
+
+
+def archive(entry):
+    """Stop counting the name; its new calls are suppressed. Frees its slot, so held names move up."""
+    EventName.objects.filter(pk=entry.pk).update(
+        status=NameStatus.ARCHIVED, slot_used_at=None, archived_at=timezone.now()
+    )
+    return release_held()
+
+
+def unarchive(entry):
+    """Active again, without a slot until one is free; its suppressed calls are tried again."""
+    EventName.objects.filter(pk=entry.pk).update(status=NameStatus.ACTIVE, archived_at=None)
+    moved = reopen(entry.key, [State.SUPPRESSED], Trigger.RELEASE)
+    release_held()
+    return moved
+
+
+def rename(entry, new_name, resend_held_and_failed=False):
+    """Forward calls named `entry` as `new_name` from now on (an existing or a new name)."""
+    new_key = key_of(new_name)
+    if new_key == entry.key:
+        raise ValueError("a name cannot be renamed to itself")
+    target, _ = EventName.objects.get_or_create(key=new_key, defaults={"name": new_name.strip()[:255]})
+    if target.rename_to_id:
+        raise ValueError(f"{target.name!r} is itself renamed to {target.rename_to.name!r}")
+    EventName.objects.filter(pk=entry.pk).update(rename_to=target)
+    # Names renamed to this one follow it to the new target.
+    EventName.objects.filter(rename_to=entry).update(rename_to=target)
+    moved = 0
+    if resend_held_and_failed:
+        moved = reopen(entry.key, [State.HELD, State.FAILED], Trigger.MANUAL)
+    return target, moved
+
+
+def release(entry):
+    """Try the name's held deliveries again now (they hold again if it still has no slot)."""
+    return reopen(entry.key, [State.HELD], Trigger.RELEASE)
+
+
+def release_held():
+    """While slots are free, give them to held names, oldest first seen first, and send their
+    deliveries in order. Returns the names released."""
+    released = []
+    for entry in EventName.objects.filter(held_count__gt=0, status=NameStatus.ACTIVE).order_by("first_seen_at"):
+        target = entry.rename_to or entry
+        if target.slot_used_at is None and not take_slot(target):
+            break
+        reopen(entry.key, [State.HELD], Trigger.RELEASE)
+        released.append(entry.name)
+    return released
+
+
+def reopen(event_key, states, trigger):
+    """Move a name's deliveries in `states` back to pending, in order received, and enqueue them."""
+    from forwarding import services
+
+    deliveries = Delivery.objects.filter(event_key=event_key, state__in=states).order_by("created_at", "pk")
+    pks = list(deliveries.values_list("pk", flat=True))
+    return services.reopen(pks, trigger)
+
+
+def archive_candidates(now=None):
+    """Active names not seen for 30 days."""
+    now = now or timezone.now()
+    return EventName.objects.filter(status=NameStatus.ACTIVE, last_seen_at__lt=now - ARCHIVE_CANDIDATE_AFTER)
