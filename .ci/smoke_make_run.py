@@ -104,6 +104,14 @@ class Relay:
                 raise SmokeFailure(f"/health did not answer within {timeout} s")
             time.sleep(1)
 
+    def wait_for_output(self, text, timeout=30):
+        """Wait until `text` is in the output: the banner comes just after /health answers."""
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if time.monotonic() > deadline:
+                raise SmokeFailure(f"make run did not print {text!r} within {timeout} s")
+            time.sleep(0.2)
+
     def stop(self, signum, whole_group):
         (os.killpg if whole_group else os.kill)(self.make.pid, signum)
         try:
@@ -140,8 +148,7 @@ def main():
             print(f"/health answered 200 after {time.monotonic() - started:.0f} s", flush=True)
 
             write_key = (clone / "var" / "write_key").read_text().strip()
-            if write_key not in relay.output():
-                raise SmokeFailure("the write key saved in var/write_key was not printed")
+            relay.wait_for_output(f"write key {write_key}")
             python = str(clone / ".venv" / "bin" / "python")
             base = f"http://127.0.0.1:{port}"
             posted = subprocess.run([python, "-c", POST_ONE_CALL, write_key, base], capture_output=True, text=True)
@@ -169,8 +176,7 @@ def main():
             log.write_text("")
             relay = Relay(clone, env, log)
             relay.wait_healthy(port, START_TIMEOUT)
-            if write_key not in relay.output():
-                raise SmokeFailure("a second make run did not show the write key again")
+            relay.wait_for_output(f"write key {write_key}")
             print("a second make run came up and showed the same write key", flush=True)
             relay.stop(signal.SIGTERM, whole_group=False)
             print("SIGTERM to make stopped everything")

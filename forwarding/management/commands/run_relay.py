@@ -205,3 +205,4 @@ class Command(BaseCommand):
             "",
         ]
         self.stdout.write("\n".join(lines), self.style.SUCCESS)
+        self.stdout.flush()  # shown now, also when the output goes to a pipe or a file
