@@ -14,7 +14,8 @@ ALLOWED_HOSTS = ["*"]
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory: live servers and qcluster processes open the same test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-relay.sqlite3")}
+    # One per test run, so that runs side by side do not share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-relay-{os.getpid()}.sqlite3")}
 
 Q_CLUSTER = {**Q_CLUSTER, "name": "relay-test", "workers": 2, "poll": 0.1}
 # Tests never reach the real Intercom: forwarding goes to the sandbox the test starts.
