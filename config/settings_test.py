@@ -15,6 +15,7 @@ ALLOWED_HOSTS = ["*"]
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory: live servers and qcluster processes open the same test database.
     # One per test run, so that runs side by side do not share it.
+    (BASE_DIR / "var").mkdir(exist_ok=True)
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-relay-{os.getpid()}.sqlite3")}
 
 Q_CLUSTER = {**Q_CLUSTER, "name": "relay-test", "workers": 2, "poll": 0.1}
