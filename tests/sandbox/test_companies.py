@@ -1,0 +1,77 @@
+from tests.sandbox.conftest import error
+
+
+def test_it_creates_a_company_then_updates_it_by_company_id(api, sandbox):
+    created = api.post("/companies", {"company_id": "acme", "name": "Acme", "plan": "pro", "size": 10})
+    updated = api.post("/companies", {"company_id": "acme", "name": "Acme Inc", "monthly_spend": 155})
+
+    assert created.status_code == 200
+    company = created.json()
+    assert company["type"] == "company"
+    assert (company["company_id"], company["name"], company["size"]) == ("acme", "Acme", 10)
+    assert company["plan"]["name"] == "pro"
+    assert updated.json()["id"] == company["id"]
+    assert (updated.json()["name"], updated.json()["monthly_spend"]) == ("Acme Inc", 155)
+    assert len(sandbox.state.companies) == 1
+    assert sandbox.violations == []
+
+
+def test_it_takes_number_and_boolean_company_custom_attributes_that_exist(api, sandbox):
+    sandbox.state.add_data_attribute("seats", "company", "integer")
+    sandbox.state.add_data_attribute("trial", "company", "boolean")
+
+    response = api.post("/companies", {"company_id": "acme", "custom_attributes": {"seats": 12, "trial": False}})
+
+    assert response.status_code == 200
+    assert response.json()["custom_attributes"] == {"seats": 12, "trial": False}
+    assert sandbox.violations == []
+
+
+def test_it_refuses_an_unknown_company_custom_attribute(api, sandbox):
+    response = api.post("/companies", {"company_id": "acme", "custom_attributes": {"seats": 12}})
+
+    assert error(response) == (400, "parameter_invalid", "Custom attribute 'seats' does not exist")
+    assert sandbox.state.companies == []
+
+
+def test_it_attaches_a_contact_to_a_company_and_lists_it(api, sandbox):
+    contact = api.contact("u1")
+    company = api.post("/companies", {"company_id": "acme", "name": "Acme"}).json()
+
+    attached = api.post(f"/contacts/{contact['id']}/companies", {"id": company["id"]})
+    again = api.post(f"/contacts/{contact['id']}/companies", {"id": company["id"]})
+    listed = api.get(f"/contacts/{contact['id']}/companies")
+
+    assert attached.status_code == 200
+    assert attached.json()["id"] == company["id"]
+    assert again.json()["user_count"] == 1
+    assert [c["id"] for c in listed.json()["data"]] == [company["id"]]
+    assert listed.json()["total_count"] == 1
+    assert sandbox.state.attachments == [{"contact_id": contact["id"], "company_id": company["id"]}]
+    assert api.get(f"/contacts/{contact['id']}").json()["companies"]["data"][0]["id"] == company["id"]
+    assert sandbox.violations == []
+
+
+def test_it_answers_404_for_an_unknown_company_or_contact(api, sandbox):
+    contact = api.contact("u1")
+    company = api.post("/companies", {"company_id": "acme"}).json()
+
+    no_company = api.post(f"/contacts/{contact['id']}/companies", {"id": "000000000000000000000000"})
+    no_contact = api.post("/contacts/000000000000000000000000/companies", {"id": company["id"]})
+    no_list = api.get("/contacts/000000000000000000000000/companies")
+
+    assert error(no_company) == (404, "company_not_found", "Company Not Found")
+    assert error(no_contact) == (404, "not_found", "User Not Found")
+    assert error(no_list) == (404, "not_found", "User Not Found")
+    assert sandbox.state.attachments == []
+
+
+def test_it_detaches_a_contact_from_a_company(api, sandbox):
+    contact = api.contact("u1")
+    company = api.post("/companies", {"company_id": "acme"}).json()
+    api.post(f"/contacts/{contact['id']}/companies", {"id": company["id"]})
+
+    detached = api.delete(f"/contacts/{contact['id']}/companies/{company['id']}")
+
+    assert detached.json()["user_count"] == 0
+    assert sandbox.state.attachments == []
