@@ -2,9 +2,10 @@
 """Smoke test of `make run` on a fresh clone, as a new user would run it.
 
 Clones the repository's HEAD (so .venv and var/ start empty), starts `make run` on a free port,
-waits for /health, posts one call with segment-analytics-python using the printed write key,
-checks it was stored, stops it with Ctrl-C (SIGINT to its process group) and checks nothing it
-started is left. A second `make run` must show the same write key and stop on SIGTERM to make.
+waits for /health, posts an identify and a track with segment-analytics-python using the printed
+write key, checks they were stored and delivered to the sandbox, stops it with Ctrl-C (SIGINT to
+its process group) and checks that nothing it started is left. A second `make run` must show the
+same write key and stop on SIGTERM to make.
 
 Run locally: python3 .ci/smoke_make_run.py (it tests what is committed, not the work tree).
 """
@@ -26,13 +27,14 @@ ROOT = Path(__file__).resolve().parent.parent
 FIRST_START_TIMEOUT = 600
 START_TIMEOUT = 90
 STOP_TIMEOUT = 120
-POST_ONE_CALL = """
+POST_CALLS = """
 import sys
 import segment.analytics as analytics
 from segment.analytics.request import APIError
 
 client = analytics.Client(sys.argv[1], host=sys.argv[2], sync_mode=True, max_retries=0)
 try:
+    client.identify("smoke-user", {"email": "smoke@example.com"})
     client.track("smoke-user", "Smoke Tested", {"source": "ci"})
 except APIError as error:
     print(error.status)
@@ -40,6 +42,10 @@ except APIError as error:
 print(200)
 """
 COUNT_CALLS = "from forwarding.models import Call; print(Call.objects.count())"
+DELIVERY_STATES = (
+    "from forwarding.models import Delivery; print(','.join(sorted(Delivery.objects.values_list('state', flat=True))))"
+)
+DELIVERY_TIMEOUT = 60
 
 
 class SmokeFailure(Exception):
@@ -80,6 +86,46 @@ def processes_of(clone):
         if str(clone) in cmdline or cwd == str(clone) or cwd.startswith(f"{clone}/"):
             found.append(f"{pid} {cmdline.strip()}")
     return found
+
+
+def django_shell(clone, env, code):
+    """What `code` prints, run by the clone's manage.py shell."""
+    return subprocess.run(
+        [str(clone / ".venv" / "bin" / "python"), "manage.py", "shell", "--verbosity=0", "-c", code],
+        cwd=clone,
+        env=env | {"DJANGO_SECRET_KEY_FILE": str(clone / "var" / "secret_key")},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def check_calls(clone, env, port, write_key):
+    """Post an identify and a track: both must be stored and, with the sandbox, delivered."""
+    python = str(clone / ".venv" / "bin" / "python")
+    posted = subprocess.run(
+        [python, "-c", POST_CALLS, write_key, f"http://127.0.0.1:{port}"], capture_output=True, text=True
+    )
+    status = posted.stdout.strip()
+    if status == "404" and not (clone / "forwarding" / "ingestion").is_dir():
+        print("SKIPPED the call check: this commit has no ingestion API yet (/v1/batch answers 404)")
+        return
+    if status != "200":
+        raise SmokeFailure(f"segment-analytics-python got {status or posted.stderr.strip()}")
+    count = django_shell(clone, env, COUNT_CALLS)
+    if count != "2":
+        raise SmokeFailure(f"expected 2 stored calls, found {count}")
+    print("identify and track posted with segment-analytics-python: 200, stored", flush=True)
+
+    if not (clone / "forwarding" / "management" / "commands" / "intercom_sandbox.py").exists():
+        print("SKIPPED the delivery check: this commit has no Intercom sandbox yet")
+        return
+    deadline = time.monotonic() + DELIVERY_TIMEOUT
+    while (states := django_shell(clone, env, DELIVERY_STATES)) != "delivered,delivered":
+        if time.monotonic() > deadline:
+            raise SmokeFailure(f"not delivered to the sandbox within {DELIVERY_TIMEOUT} s: {states}")
+        time.sleep(1)
+    print("both delivered to the Intercom sandbox", flush=True)
 
 
 class Relay:
@@ -149,26 +195,7 @@ def main():
 
             write_key = (clone / "var" / "write_key").read_text().strip()
             relay.wait_for_output(f"write key {write_key}")
-            python = str(clone / ".venv" / "bin" / "python")
-            base = f"http://127.0.0.1:{port}"
-            posted = subprocess.run([python, "-c", POST_ONE_CALL, write_key, base], capture_output=True, text=True)
-            status = posted.stdout.strip()
-            if status == "404" and not (clone / "forwarding" / "ingestion").is_dir():
-                print("SKIPPED the call check: this commit has no ingestion API yet (/v1/batch answers 404)")
-            elif status != "200":
-                raise SmokeFailure(f"segment-analytics-python got {status or posted.stderr.strip()}")
-            else:
-                count = subprocess.run(
-                    [python, "manage.py", "shell", "--verbosity=0", "-c", COUNT_CALLS],
-                    cwd=clone,
-                    env=env | {"DJANGO_SECRET_KEY_FILE": str(clone / "var" / "secret_key")},
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout.strip()
-                if count != "1":
-                    raise SmokeFailure(f"expected 1 stored call, found {count}")
-                print("one call posted with segment-analytics-python: 200, stored")
+            check_calls(clone, env, port, write_key)
 
             relay.stop(signal.SIGINT, whole_group=True)
             print("Ctrl-C (SIGINT to the process group) stopped everything", flush=True)
