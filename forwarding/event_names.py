@@ -204,7 +204,7 @@ def release_held():
     """While slots are free, give them to held names, oldest first seen first, and send their
     deliveries in order. Returns the names released."""
     released = []
-    for entry in EventName.objects.filter(held_count__gt=0, status=NameStatus.ACTIVE).order_by("first_seen_at"):
+    for entry in EventName.objects.filter(held_count__gt=0, status=NameStatus.ACTIVE).order_by("first_seen_at", "pk"):
         target = entry.rename_to or entry
         if target.slot_used_at is None and not take_slot(target):
             break

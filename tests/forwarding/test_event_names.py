@@ -1,0 +1,156 @@
+"""The event-name rules against the sandbox: hold at the cap, archive, rename, release, 422."""
+
+import base64
+import json
+
+import pytest
+
+from forwarding import event_names, services
+from forwarding.models import Delivery, EventName, IntercomStatus, NameStatus, State
+
+
+@pytest.fixture
+def relay(client, source, sandbox, settings):
+    """Stores calls through the ingestion API and delivers them in this process, in order."""
+    settings.INTERCOM_EVENT_NAME_LIMIT = 3
+    _, key = source
+    return Relay(client, key, sandbox)
+
+
+class Relay:
+    def __init__(self, client, key, sandbox):
+        self.client = client
+        self.auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+        self.sandbox = sandbox
+        self.sent = 0
+
+    def send(self, *messages):
+        for message in messages:
+            self.sent += 1
+            message.setdefault("messageId", f"m-{self.sent}")
+            message.setdefault("timestamp", f"2026-03-01T10:00:{self.sent:02d}Z")
+        body = json.dumps({"batch": list(messages)})
+        response = self.client.post("/v1/batch", body, content_type="application/json", HTTP_AUTHORIZATION=self.auth)
+        assert response.status_code == 200, response.content
+        self.deliver_due()
+
+    def identify(self, user_id):
+        self.send({"type": "identify", "userId": user_id, "traits": {"email": f"{user_id}@example.com"}})
+
+    def track(self, user_id, *names):
+        self.send(*({"type": "track", "userId": user_id, "event": name} for name in names))
+
+    def deliver_due(self):
+        """What the worker does: each due delivery in the order received."""
+        for pk in (
+            Delivery.objects.filter(state=State.PENDING).order_by("created_at", "pk").values_list("pk", flat=True)
+        ):
+            services.deliver(pk, budget=0)
+
+    def state_of(self, name):
+        return list(
+            Delivery.objects.filter(call__event=name).order_by("created_at", "pk").values_list("state", flat=True)
+        )
+
+    def sandbox_names(self):
+        return [e["event_name"] for e in self.sandbox.state.events]
+
+
+def test_it_holds_a_name_past_the_cap_without_asking_intercom(relay):
+    relay.identify("u1")
+    relay.track("u1", "one", "two", "three")
+    requests_before = len(relay.sandbox.requests)
+
+    relay.track("u1", "four")
+    assert relay.state_of("four") == [State.HELD]
+    assert len(relay.sandbox.requests) == requests_before
+    assert event_names.usage().used == 3
+    assert EventName.objects.get(key="four").held_count == 1
+    assert relay.sandbox_names() == ["one", "two", "three"]
+
+
+def test_it_releases_held_names_oldest_first_when_a_name_is_archived(relay):
+    relay.identify("u1")
+    relay.track("u1", "one", "two", "three", "four", "five", "four")
+    assert relay.state_of("four") == [State.HELD, State.HELD]
+
+    released = event_names.archive(EventName.objects.get(key="two"))
+    assert released == ["four"]
+    relay.deliver_due()
+    assert relay.state_of("four") == [State.DELIVERED, State.DELIVERED]
+    assert relay.state_of("five") == [State.HELD]
+    four = [e for e in relay.sandbox.state.events if e["event_name"] == "four"]
+    assert [e["created_at"] for e in four] == sorted(e["created_at"] for e in four)
+    assert EventName.objects.get(key="four").held_count == 0
+
+    relay.track("u1", "two")
+    assert relay.state_of("two") == [State.DELIVERED, State.SUPPRESSED]
+    assert EventName.objects.get(key="two").suppressed_count == 1
+
+
+def test_it_forwards_a_renamed_name_under_its_target_and_resends_held_calls(relay):
+    relay.identify("u1")
+    relay.track("u1", "one", "two", "three", "Signed-Up")
+    assert relay.state_of("Signed-Up") == [State.HELD]
+
+    target, moved = event_names.rename(EventName.objects.get(key="signed-up"), "one", resend_held_and_failed=True)
+    assert (target.key, moved) == ("one", 1)
+    relay.deliver_due()
+    relay.track("u1", "Signed-Up")
+    assert relay.state_of("Signed-Up") == [State.DELIVERED, State.DELIVERED]
+    assert relay.sandbox_names().count("one") == 3
+    assert "Signed-Up" not in relay.sandbox_names()
+    assert event_names.usage().used == 3
+
+
+def test_it_keeps_one_row_for_case_variants_of_a_name(relay):
+    relay.identify("u1")
+    relay.track("u1", "Signed Up", "signed up", "SIGNED UP")
+    [entry] = EventName.objects.filter(key="signed up")
+    assert (entry.name, entry.total_count, entry.delivered_count) == ("Signed Up", 3, 3)
+    assert event_names.usage().used == 1
+
+
+def test_it_holds_and_flags_when_intercom_counts_names_the_relay_did_not_send(relay, settings):
+    settings.INTERCOM_EVENT_NAME_LIMIT = 120
+    relay.sandbox.state.prefill_event_names([f"someone-else-{n}" for n in range(119)])
+    relay.identify("u1")
+    relay.track("u1", "mine")
+    relay.track("u1", "one too many")
+    assert relay.state_of("mine") == [State.DELIVERED]
+    assert relay.state_of("one too many") == [State.HELD]
+    entry = EventName.objects.get(key="one too many")
+    assert entry.slot_used_at is None and entry.intercom_refused_at is not None
+    status = IntercomStatus.get()
+    assert status.cap_refused_at is not None and status.cap_refused_usage == 1
+
+
+def test_it_does_not_pass_the_cap_when_a_name_is_unarchived_while_full(relay):
+    relay.identify("u1")
+    relay.track("u1", "one", "two", "three")
+    event_names.archive(EventName.objects.get(key="one"))
+    relay.track("u1", "four", "one")
+    assert relay.state_of("one") == [State.DELIVERED, State.SUPPRESSED]
+
+    event_names.unarchive(EventName.objects.get(key="one"))
+    relay.deliver_due()
+    assert relay.state_of("one") == [State.DELIVERED, State.HELD]
+    assert event_names.usage().used == 3
+    assert EventName.objects.get(key="one").status == NameStatus.ACTIVE
+
+
+def test_it_releases_held_names_when_the_limit_is_raised(relay, settings):
+    relay.identify("u1")
+    relay.track("u1", "one", "two", "three", "four")
+    settings.INTERCOM_EVENT_NAME_LIMIT = 4
+    assert services.sweep()["released"] == ["four"]
+    relay.deliver_due()
+    assert relay.state_of("four") == [State.DELIVERED]
+
+
+def test_it_counts_page_calls_under_one_name(relay):
+    relay.identify("u1")
+    relay.send(*({"type": "page", "userId": "u1", "name": f"Page {n}"} for n in range(5)))
+    [entry] = EventName.objects.all()
+    assert (entry.key, entry.total_count, entry.delivered_count) == ("viewed-page", 5, 5)
+    assert set(relay.sandbox_names()) == {"viewed-page"}
