@@ -69,7 +69,7 @@ class Command(BaseCommand):
             calls += 1
         category, name, path = rng.choice(PAGES)
         client.page(user_id, category, name, {"url": f"https://example.com{path}", "path": path})
-        return calls + 2
+        return calls + 1
 
     def _saved_key(self):
         path = Path(settings.BASE_DIR) / "var" / "write_key"
