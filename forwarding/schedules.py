@@ -5,6 +5,8 @@ from django_q.models import Schedule
 SCHEDULES = [
     # Re-enqueues due and stuck deliveries; django-q2 runs schedules at most about once a minute.
     {"name": "relay-sweep", "func": "forwarding.tasks.sweep", "schedule_type": Schedule.MINUTES, "minutes": 1},
+    # Retention, once a day.
+    {"name": "relay-prune", "func": "forwarding.tasks.prune", "schedule_type": Schedule.DAILY},
 ]
 
 

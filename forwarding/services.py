@@ -238,8 +238,31 @@ def release_user(user_id, anonymous_id=""):
 
 
 def resend(delivery, trigger=Trigger.MANUAL):
-    """Try a delivery again now, keeping its call and created_at (Intercom dedups the event)."""
+    """Try a delivery again now, keeping its call and created_at (Intercom dedups the event).
+    False when it cannot be: in flight, or its payload is gone (see `resend_refusal`)."""
     return reopen([delivery.pk], trigger) == 1
+
+
+def resend_refusal(call):
+    """Why a call cannot be resent, or "" when it can."""
+    if call.payload is None:
+        when = f" on {call.payload_removed_at:%Y-%m-%d}" if call.payload_removed_at else ""
+        return f"its payload was removed{when} ({call.payload_removed_reason or 'retention'}): nothing left to send"
+    return ""
+
+
+def expunge(call, reason):
+    """Remove a call's personal data (payload, email, exchange bodies); the attempt history stays."""
+    from forwarding.models import Exchange
+
+    now = timezone.now()
+    with transaction.atomic():
+        Call.objects.filter(pk=call.pk).update(
+            payload=None, email="", payload_removed_at=now, payload_removed_reason=reason
+        )
+        Exchange.objects.filter(attempt__delivery_id=call.pk).update(
+            request_body="[expunged]", response_body="[expunged]"
+        )
 
 
 def reopen(pks, trigger):
@@ -250,7 +273,12 @@ def reopen(pks, trigger):
     for start in range(0, len(pks), SWEEP_BATCH):
         chunk = pks[start : start + SWEEP_BATCH]
         with transaction.atomic():
-            rows = Delivery.objects.filter(pk__in=chunk).exclude(state=State.DELIVERING)
+            # A delivery in flight is its worker's; one whose payload is gone has nothing to send.
+            rows = (
+                Delivery.objects.filter(pk__in=chunk)
+                .exclude(state=State.DELIVERING)
+                .exclude(call__payload__isnull=True)
+            )
             held = dict(rows.filter(state=State.HELD).values_list("event_key").annotate(n=Count("pk")))
             ids = set(rows.values_list("pk", flat=True))
             rows.update(

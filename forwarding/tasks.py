@@ -9,3 +9,9 @@ def deliver(delivery_id):
 
 def sweep():
     return services.sweep()
+
+
+def prune():
+    from forwarding import retention
+
+    return retention.prune()

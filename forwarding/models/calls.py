@@ -81,8 +81,10 @@ class Call(models.Model):
     original_timestamp = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(default=timezone.now)
-    # None once the payload is expunged or past its retention.
+    # None once the payload is expunged or past its retention; then the two fields below say why.
     payload = models.JSONField(null=True)
+    payload_removed_at = models.DateTimeField(null=True, blank=True)
+    payload_removed_reason = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         constraints = [

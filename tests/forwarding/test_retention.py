@@ -1,0 +1,99 @@
+"""Retention: payloads, then log entries, never a call still being delivered; expunge."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from django_q.models import Schedule
+
+from forwarding import retention, services
+from forwarding.models import Attempt, Call, Delivery, Exchange, State
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def days_ago():
+    now = timezone.now()
+    return lambda days: now - timedelta(days=days)
+
+
+def with_attempt(call):
+    attempt = Attempt.objects.create(delivery=call.delivery, outcome="delivered", status=202)
+    Exchange.objects.create(attempt=attempt, method="POST", path="/events", status=202, request_body='{"email": "x"}')
+    return call
+
+
+def test_it_removes_old_payloads_of_finished_calls_only(make_call, days_ago, settings):
+    settings.RELAY_PAYLOAD_RETENTION_DAYS = 30
+    old = make_call(received_at=days_ago(31))
+    old_waiting = make_call(received_at=days_ago(31), state=State.WAITING)
+    old_held = make_call(received_at=days_ago(31), state=State.HELD)
+    recent = make_call(received_at=days_ago(29))
+
+    assert retention.prune_payloads() == 1
+    old.refresh_from_db()
+    assert old.payload is None
+    assert old.payload_removed_reason == retention.EXPIRED_REASON
+    for kept in (old_waiting, old_held, recent):
+        kept.refresh_from_db()
+        assert kept.payload is not None
+
+
+def test_it_deletes_old_log_entries_with_their_attempts(make_call, days_ago, settings):
+    settings.RELAY_LOG_RETENTION_DAYS = 90
+    old = with_attempt(make_call(received_at=days_ago(91)))
+    old_pending = make_call(received_at=days_ago(91), state=State.PENDING)
+    recent = with_attempt(make_call(received_at=days_ago(89)))
+
+    assert retention.prune_logs() == 1
+    assert not Call.objects.filter(pk=old.pk).exists()
+    assert not Delivery.objects.filter(pk=old.pk).exists()
+    assert list(Attempt.objects.values_list("delivery_id", flat=True)) == [recent.pk]
+    assert Call.objects.filter(pk__in=[old_pending.pk, recent.pk]).count() == 2
+
+
+def test_it_prunes_in_batches_from_the_command(make_call, days_ago, settings, capsys):
+    settings.RELAY_PAYLOAD_RETENTION_DAYS = 1
+    settings.RELAY_LOG_RETENTION_DAYS = 10
+    for _ in range(5):
+        make_call(received_at=days_ago(2))
+    for _ in range(3):
+        make_call(received_at=days_ago(11))
+    assert retention.prune_payloads(batch=2) == 5 + 3
+    call_command("prune")
+    assert "Pruned 0 payloads and 3 log entries." in capsys.readouterr().out
+    assert Call.objects.count() == 5
+
+
+def test_it_refuses_to_resend_a_call_whose_payload_expired(make_call, days_ago, settings):
+    settings.RELAY_PAYLOAD_RETENTION_DAYS = 1
+    call = make_call(received_at=days_ago(2), state=State.FAILED)
+    retention.prune_payloads()
+    call.refresh_from_db()
+    assert services.resend(call.delivery) is False
+    assert "payload was removed" in services.resend_refusal(call)
+    assert Delivery.objects.get(pk=call.pk).state == State.FAILED
+
+
+def test_it_expunges_personal_data_and_keeps_the_attempt_history(make_call):
+    call = with_attempt(make_call(type="identify", event="", traits={"email": "ada@example.com"}))
+    Call.objects.filter(pk=call.pk).update(email="ada@example.com")
+    services.expunge(call, "expunged by olive")
+    call.refresh_from_db()
+    assert (call.payload, call.email, call.payload_removed_reason) == (None, "", "expunged by olive")
+    exchange = Exchange.objects.get()
+    assert "ada@example.com" not in exchange.request_body
+    assert Attempt.objects.filter(delivery_id=call.pk).count() == 1
+
+
+def test_it_schedules_the_sweeper_and_the_daily_prune_once():
+    from forwarding.schedules import ensure_schedules
+
+    ensure_schedules()
+    ensure_schedules()
+    assert sorted(Schedule.objects.values_list("name", "func")) == [
+        ("relay-prune", "forwarding.tasks.prune"),
+        ("relay-sweep", "forwarding.tasks.sweep"),
+    ]
