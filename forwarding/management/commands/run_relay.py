@@ -6,6 +6,7 @@ so does the exit of any one child (this command then exits non-zero).
 
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from forwarding.models import Source
 VAR = settings.BASE_DIR / "var"
 MANAGE = str(settings.BASE_DIR / "manage.py")
 ADMIN_USERNAME = "admin"
+EXPORTED = ["DJANGO_SECRET_KEY_FILE", "INTERCOM_API_BASE", "INTERCOM_ACCESS_TOKEN"]
 # Seconds the web process gets to answer /health, and each child gets to exit after SIGTERM.
 READY_TIMEOUT = 60
 STOP_TIMEOUT = 30
@@ -153,7 +155,7 @@ class Command(BaseCommand):
                 children[name] = subprocess.Popen([sys.executable, *command], env=env, start_new_session=True)
             base = f"http://127.0.0.1:{port}"
             if self.wait_until_ready(f"{base}/health", children, received):
-                self.print_banner(base, write_key, password, intercom)
+                self.print_banner(base, write_key, password, intercom, env)
             while not received and not (dead := first_exited(children)):
                 time.sleep(0.2)
         finally:
@@ -192,15 +194,18 @@ class Command(BaseCommand):
             time.sleep(0.3)
         return False
 
-    def print_banner(self, base, write_key, password, intercom):
+    def print_banner(self, base, write_key, password, intercom, env):
         password = password or "(not shown: var/admin_password is missing or stale)"
         write_key = write_key or "(not shown: var/write_key is missing or stale)"
+        # What this command added to its children's environment, for manage.py in another shell.
+        added = [f"{name}={shlex.quote(env[name])}" for name in EXPORTED if env.get(name) != os.environ.get(name)]
         lines = [
             "",
             "Intercom Relay is running.",
             f"  Dashboard:  {base}/admin/   user {ADMIN_USERNAME}, password {password}",
             f"  Ingestion:  {base}/v1/batch   write key {write_key}",
             f"  Intercom:   {intercom}",
+            *([f"  Commands:   export {' '.join(added)}"] if added else []),
             "Press Ctrl-C to stop.",
             "",
         ]
