@@ -154,7 +154,8 @@ RELAY_RETRY_SCHEDULE = envdurations("RELAY_RETRY_SCHEDULE", "10s,1m,5m,30m,2h,6h
 # 401/403: the token is wrong; deliveries wait this long between tries, without limit.
 RELAY_AUTH_RETRY_SECONDS = envduration("RELAY_AUTH_RETRY_SECONDS", "5m")
 RELAY_LEASE_SECONDS = envduration("RELAY_LEASE_SECONDS", "2m")
-RELAY_SWEEP_SECONDS = envduration("RELAY_SWEEP_SECONDS", "30s")
+# A due delivery enqueued this long ago is enqueued again by the sweeper (its task was lost).
+RELAY_REENQUEUE_AFTER = envduration("RELAY_REENQUEUE_AFTER", "60s")
 RELAY_PAYLOAD_RETENTION_DAYS = envint("RELAY_PAYLOAD_RETENTION_DAYS", 30, minimum=1)
 RELAY_LOG_RETENTION_DAYS = envint("RELAY_LOG_RETENTION_DAYS", 90, minimum=1)
 

@@ -19,8 +19,6 @@ logger = logging.getLogger(__name__)
 # A task keeps a delivery whose next try is due within its budget, instead of waiting for the sweeper.
 TASK_BUDGET_SECONDS = 40
 SWEEP_BATCH = 1000
-# A pending delivery enqueued this long ago and still due is enqueued again (its task was lost).
-REENQUEUE_AFTER = timedelta(seconds=60)
 ROUTE_OUTCOMES = {State.HELD: Outcome.HELD, State.SUPPRESSED: Outcome.SUPPRESSED, State.FAILED: Outcome.FAILED}
 TERMINAL_OUTCOME_STATES = {
     Outcome.DELIVERED: State.DELIVERED,
@@ -307,7 +305,7 @@ def sweep(now=None):
     due = list(
         Delivery.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
         .filter(
-            Q(enqueued_at=None) | Q(enqueued_at__lt=now - REENQUEUE_AFTER) | Q(enqueued_at__lt=F("next_attempt_at"))
+            Q(enqueued_at=None) | Q(enqueued_at__lt=now - timedelta(seconds=settings.RELAY_REENQUEUE_AFTER)) | Q(enqueued_at__lt=F("next_attempt_at"))
         )
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:SWEEP_BATCH]
