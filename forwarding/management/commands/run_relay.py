@@ -121,6 +121,7 @@ def stop(children, timeout=STOP_TIMEOUT):
 
 
 def is_healthy(url):
+    """Whether `url` answers 200 now."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
