@@ -26,7 +26,9 @@ DJANGO_APPS = [
     "django.contrib.staticfiles",
 ]
 THIRD_PARTY_APPS = ["rest_framework", "django_q"]
-LOCAL_APPS = ["dashboard.apps.RelayAdminConfig", "dashboard.apps.DashboardConfig", "forwarding"]
+# The dashboard before the admin: its templates (admin/base_site.html, admin/nav_sidebar.html)
+# override the admin's own.
+LOCAL_APPS = ["dashboard.apps.DashboardConfig", "dashboard.apps.RelayAdminConfig", "forwarding"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
