@@ -27,8 +27,9 @@ format: $(VENV_STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Every bench/*.py with a __main__ block; the other modules there are its helpers.
 bench: $(VENV_STAMP)
-	@scripts="$(wildcard bench/*.py)"; \
+	@scripts="$$(grep -l '__name__ == "__main__"' bench/*.py 2>/dev/null)"; \
 	if [ -z "$$scripts" ]; then echo "no benchmarks yet"; fi; \
 	for script in $$scripts; do echo "== $$script"; PYTHONPATH=. $(BIN)/python $$script || exit 1; done
 
