@@ -16,8 +16,10 @@ from forwarding.recording import AttemptLog
 
 logger = logging.getLogger(__name__)
 
-# A task keeps a delivery whose next try is due within its budget, instead of waiting for the sweeper.
+# A task keeps a delivery whose next try is due soon (a first retry, a rate-limit window) rather
+# than leave it to the sweeper, which runs about once a minute; it gives up the worker after that.
 TASK_BUDGET_SECONDS = 40
+IN_TASK_WAIT_SECONDS = 15
 SWEEP_BATCH = 1000
 ROUTE_OUTCOMES = {State.HELD: Outcome.HELD, State.SUPPRESSED: Outcome.SUPPRESSED, State.FAILED: Outcome.FAILED}
 TERMINAL_OUTCOME_STATES = {
@@ -78,7 +80,7 @@ def deliver(pk, budget=TASK_BUDGET_SECONDS):
         delivery.refresh_from_db(fields=["state", "next_attempt_at", "user_id"])
         user_id = delivery.user_id
         wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
-        if delivery.state != State.PENDING or time.monotonic() + wait > deadline:
+        if delivery.state != State.PENDING or wait > IN_TASK_WAIT_SECONDS or time.monotonic() + wait > deadline:
             break
         time.sleep(max(wait, 0))
     if user_id:

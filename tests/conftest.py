@@ -4,7 +4,11 @@ import socket
 
 import pytest
 
+from forwarding import intercom
 from forwarding.models import Source
+from forwarding.sandbox.testing import running_sandbox
+from tests import processes
+from tests.processes import Cluster, kill_stale_clusters, relay_env
 
 _real_connect = socket.socket.connect
 
@@ -58,3 +62,66 @@ def make_call(source):
         return call
 
     return make
+
+
+# -- the Intercom sandbox and a real worker, shared by every end-to-end test -------------------
+
+TOKEN = "e2e-intercom-token"
+# What the worker process runs with: short waits so retries happen within a test.
+WORKER_SETTINGS = {
+    "RELAY_RETRY_SCHEDULE": "1s,1s,2s,2s,3s,3s,5s,5s",
+    "RELAY_AUTH_RETRY_SECONDS": "2s",
+    "RELAY_LEASE_SECONDS": "15s",
+    "INTERCOM_READ_TIMEOUT": "2",
+    "INTERCOM_CONNECT_TIMEOUT": "2",
+}
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    with running_sandbox(token=TOKEN) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def sandbox(sandbox_server, settings):
+    """A fresh sandbox workspace; the relay (this process and the worker) talks to it.
+    Every request the relay sent must be one the OpenAPI description allows."""
+    sandbox_server.reset(config=True)
+    settings.INTERCOM_API_BASE = sandbox_server.url
+    settings.INTERCOM_ACCESS_TOKEN = TOKEN
+    intercom.reset_client()
+    yield sandbox_server
+    intercom.reset_client()
+    assert sandbox_server.violations == []
+    assert sandbox_server.internal_errors == []
+
+
+@pytest.fixture(scope="session")
+def cluster_process(django_db_setup, django_db_blocker, sandbox_server, tmp_path_factory):
+    """The one `manage.py qcluster` of the test run, on the test database, forwarding to the sandbox."""
+    kill_stale_clusters()
+    with django_db_blocker.unblock():
+        env = relay_env(INTERCOM_API_BASE=sandbox_server.url, INTERCOM_ACCESS_TOKEN=TOKEN, **WORKER_SETTINGS)
+    worker = Cluster(env, tmp_path_factory.mktemp("qcluster") / "qcluster.log")
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def cluster(cluster_process):
+    """The worker, running with the default test settings; `cluster.configure(NAME=value)` changes
+    them for one test (restarting it)."""
+    cluster_process.configure()
+    return cluster_process
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_worker(request):
+    """A test that writes committed data without asking for the worker must not have it pick up
+    that data: it is stopped for such tests (and started again by the next test that wants it)."""
+    names = request.fixturenames
+    if "cluster" not in names and ("transactional_db" in names or "live_server" in names):
+        for worker in processes.CLUSTERS:
+            if worker.running:
+                worker.stop(close_log=False)

@@ -33,14 +33,34 @@ def relay_env(**extra):
     return env
 
 
+STALE_DIR = ROOT / "var" / "test-qclusters"
+# Every cluster this test run created.
+CLUSTERS = []
+
+
+def kill_stale_clusters():
+    """Kill clusters left behind by a test run that was itself killed (its fixtures never ran)."""
+    STALE_DIR.mkdir(parents=True, exist_ok=True)
+    for marker in STALE_DIR.iterdir():
+        owner, _, group = marker.name.partition("-")
+        if owner.isdigit() and group.isdigit() and not Path(f"/proc/{owner}").exists():
+            try:
+                os.killpg(int(group), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            marker.unlink(missing_ok=True)
+
+
 class Cluster:
     """`manage.py qcluster` in its own process group."""
 
     def __init__(self, env, log_path):
+        self.base_env = dict(env)
         self.env = env
         self.log_path = log_path
         self.log = open(log_path, "a")  # noqa: SIM115 (closed in stop)
         self.process = None
+        CLUSTERS.append(self)
         self.start()
 
     def start(self):
@@ -52,10 +72,27 @@ class Cluster:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self.marker = STALE_DIR / f"{os.getpid()}-{self.process.pid}"
+        self.marker.parent.mkdir(parents=True, exist_ok=True)
+        self.marker.touch()
+
+    @property
+    def running(self):
+        return self.process is not None and self.process.poll() is None
 
     def ensure_running(self):
         if self.process.poll() is not None:
             self.start()
+
+    def configure(self, **settings):
+        """Run with these environment settings (restarting only when they change)."""
+        env = {**self.base_env, **{key: str(value) for key, value in settings.items()}}
+        if env != self.env:
+            self.stop(close_log=False)
+            self.env = env
+            self.start()
+        else:
+            self.ensure_running()
 
     def kill(self, sig=signal.SIGKILL, timeout=30):
         """Signal the whole cluster (guard, pusher, workers, monitor) at once."""
@@ -65,18 +102,23 @@ class Cluster:
             pass
         self.process.wait(timeout=timeout)
 
-    def stop(self):
-        """A graceful stop, then SIGKILL for whatever is left of the group."""
-        if self.process.poll() is None:
+    def stop(self, close_log=True, graceful=False):
+        """Stop the cluster: SIGTERM to its main process when graceful (a SIGTERM to the whole
+        group can hang it), then SIGKILL for whatever is left of the group."""
+        if graceful and self.process.poll() is None:
+            self.process.terminate()
             try:
-                self.kill(signal.SIGTERM, timeout=10)
+                self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.kill(signal.SIGKILL)
+                pass
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        self.log.close()
+        self.process.wait(timeout=30)
+        self.marker.unlink(missing_ok=True)
+        if close_log:
+            self.log.close()
 
     def output(self):
         return Path(self.log_path).read_text(errors="replace")

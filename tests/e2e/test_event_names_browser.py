@@ -1,8 +1,8 @@
 """The event-names page in Chromium: an operator archives, renames and releases, and a real qcluster
 delivers the released calls to the Intercom sandbox; a viewer finds no action and a forged POST fails.
 
-The calls come through the Segment client into the live server; this module runs its own qcluster
-with a small INTERCOM_EVENT_NAME_LIMIT (the worker reads the limit from its environment)."""
+The calls come through the Segment client into the live server; the worker runs with a small
+INTERCOM_EVENT_NAME_LIMIT (it reads the limit from its environment)."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -14,39 +14,15 @@ from segment.analytics import Client
 
 from forwarding import event_names
 from forwarding.models import Delivery, EventName, NameStatus, State
-from forwarding.sandbox.testing import running_sandbox
 from tests.dashboard.test_event_names_page import ensure_roles
 from tests.e2e.conftest import log_in
-from tests.forwarding.conftest import TOKEN, WORKER_SETTINGS, sandbox  # noqa: F401 (a fixture)
-from tests.processes import Cluster, relay_env, wait_until
+from tests.processes import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 LIMIT = 4
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 SCREENSHOT = "/tmp/event-names-operator.png"
-
-
-@pytest.fixture(scope="module")
-def sandbox_server():
-    # This module's own sandbox and worker, stopped when the module ends, so that no worker of
-    # this module outlives it and takes another module's tasks.
-    with running_sandbox(token=TOKEN) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def cluster(django_db_setup, django_db_blocker, sandbox_server, tmp_path_factory):
-    with django_db_blocker.unblock():
-        env = relay_env(
-            INTERCOM_API_BASE=sandbox_server.url,
-            INTERCOM_ACCESS_TOKEN=TOKEN,
-            INTERCOM_EVENT_NAME_LIMIT=LIMIT,
-            **WORKER_SETTINGS,
-        )
-    worker = Cluster(env, tmp_path_factory.mktemp("qcluster-event-names") / "qcluster.log")
-    yield worker
-    worker.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -58,8 +34,8 @@ def roles(transactional_db, settings):
 
 
 @pytest.fixture
-def relay(live_server, source, cluster, sandbox):  # noqa: F811 (sandbox is the imported fixture)
-    cluster.ensure_running()
+def relay(live_server, source, cluster, sandbox):
+    cluster.configure(INTERCOM_EVENT_NAME_LIMIT=LIMIT)
     _, key = source
     return Client(key, host=live_server.url, sync_mode=True, max_retries=0)
 
@@ -102,7 +78,7 @@ def test_an_operator_archives_renames_and_releases_and_the_sandbox_receives_the_
     page,
     live_server,
     relay,
-    sandbox,  # noqa: F811
+    sandbox,
     operator,
 ):
     someone_elses_names("Legacy Checkout", "Old Promo Click")
