@@ -52,12 +52,15 @@ USER_PLACEHOLDER = "{user_id}"
 _MILLISECONDS_FROM = 10**11
 # Below a millionth of a cent, a difference is float noise (0.1 + 0.2), not a rounded amount.
 _CENT_NOISE = Decimal("0.000001")
+_MAX_AMOUNT = Decimal(MAX_INT) / 100  # in cents, an amount must fit in 64 bits
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ISO = re.compile(
     r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})"
     r"(?:[Tt ](?P<h>\d{2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,]\d+)?)?"
     r"(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?)?"
 )
+# Past this many digits a number is capped without being converted to an int first.
+_MAX_INT_DIGITS = 30
 _EPOCH_STRING = re.compile(r"-?\d{1,16}")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_ -]+")
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
@@ -476,6 +479,11 @@ def _take_int(traits, keys, path, notes, *, limit=MAX_INT):
         number = _decimal(value)
         if number is None:
             return None
+        if number.adjusted() > _MAX_INT_DIGITS:
+            # Capped before int(): int(Decimal("1e999999999")) would build a billion-digit integer.
+            capped = limit if number > 0 else -limit - 1
+            notes.add(where, f"capped from {_show(value)} to {capped}")
+            return capped
         whole = int(number)
         if whole != number:
             notes.add(where, f"truncated from {_show(value)} to {whole}")
@@ -510,10 +518,11 @@ def _price(revenue, currency, notes):
     else:
         notes.add("properties.currency", f"dropped: {_show(currency)} is not a currency code; price not sent")
         return None
-    cents = amount * 100
-    if not 0 < cents < MAX_INT:  # checked before rounding: quantize cannot take huge values
+    # Checked before multiplying and rounding: Decimal("1e999999") * 100 overflows, quantize cannot take huge values.
+    if not 0 < amount < _MAX_AMOUNT:
         notes.add("properties.revenue", f"dropped: {_show(revenue)} is not a positive amount; price not sent")
         return None
+    cents = amount * 100
     rounded = cents.quantize(Decimal(1), rounding=ROUND_HALF_UP)
     if rounded == 0:
         notes.add("properties.revenue", f"dropped: {_show(revenue)} is less than a cent; price not sent")

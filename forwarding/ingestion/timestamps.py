@@ -13,7 +13,7 @@ def parse(value):
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise ValueError(f"{value!r} is not an ISO-8601 string")
+        raise ValueError(f"{value!r:.100} is not an ISO-8601 string")
     try:
         parsed = parse_datetime(value.strip())
     except ValueError:
@@ -21,8 +21,12 @@ def parse(value):
     if parsed is None:
         raise ValueError(f"{value[:100]!r} is not an ISO-8601 date-time")
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed
+        return parsed.replace(tzinfo=dt.UTC)
+    try:
+        # In UTC now: 0001-01-01T00:00+01:00 has no UTC form, and storing or printing it would fail later.
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"{value[:100]!r} falls outside the representable dates") from None
 
 
 def corrected(received_at, original_timestamp, sent_at):

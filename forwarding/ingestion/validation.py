@@ -17,6 +17,10 @@ from forwarding.models import CallType
 
 MESSAGE_ID_MAX = 100
 EXCERPT_CHARS = 2000
+# Levels of objects and arrays in one message (the message itself is one). Deeper JSON parses, but
+# every later recursion over it (encoding, storing, loading in a worker, flattening for Intercom)
+# would have to stay under Python's recursion limit; nothing real nests this deep.
+MAX_DEPTH = 64
 # A JSON \u0000 escape (not an escaped backslash followed by "u0000"): PostgreSQL cannot store it.
 NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -77,6 +81,10 @@ def batch_messages(body, *, received_at, ip):
     items = body.get("batch")
     if not isinstance(items, list):
         raise invalid_request("A batch request needs `batch`, a list of messages.")
+    for name in ("context", "integrations"):
+        # Merged one level down into each message, whose depth is checked as a whole.
+        if nested_deeper_than(body.get(name), MAX_DEPTH - 1):
+            raise invalid_request(f"The batch's {name} nests objects and arrays more than {MAX_DEPTH - 1} levels deep.")
     envelope = Envelope(
         received_at=received_at,
         ip=ip,
@@ -110,6 +118,8 @@ def normalise(raw, envelope, route_type=None):
 def _normalise(raw, envelope, route_type):
     if not isinstance(raw, dict):
         raise Invalid("invalid_message", f"A message must be a JSON object, not {type(raw).__name__}.")
+    if nested_deeper_than(raw, MAX_DEPTH):
+        raise Invalid("message_too_deep", f"The message nests objects and arrays more than {MAX_DEPTH} levels deep.")
     # The write key is a secret: it is never stored, not even inside the payload.
     message = {key: value for key, value in raw.items() if key != "writeKey"}
     _check_size(message)
@@ -143,6 +153,23 @@ def _normalise(raw, envelope, route_type):
         payload=message,
         **times,
     )
+
+
+def nested_deeper_than(value, limit):
+    """True when objects and arrays in `value` nest more than `limit` levels deep (without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _lift_identify_traits(message, message_type, context):
@@ -297,6 +324,7 @@ def excerpt(raw):
         raw = {key: value for key, value in raw.items() if key != "writeKey"}
     try:
         text = json.dumps(raw, sort_keys=False)
-    except (ValueError, RecursionError):
-        text = repr(raw)
+    except RecursionError:
+        # JSON that parsed near the recursion limit may not encode again from deeper in the stack.
+        return "(not shown: nested too deeply)"
     return text[:EXCERPT_CHARS]
