@@ -82,3 +82,21 @@ def envdurations(name, default):
     """A comma-separated list of durations in seconds."""
     value = os.environ.get(name) or default
     return [parse_duration(name, part) for part in value.split(",") if part.strip()]
+
+
+RATE_OFF = {"", "0", "off", "none", "false"}
+
+
+def envrate(name, default):
+    """(requests, seconds) from "2000/10s", "100/m" or "50/30"; None for "off" or "0"."""
+    value = os.environ.get(name, default).strip()
+    if value.lower() in RATE_OFF:
+        return None
+    count, slash, period = value.partition("/")
+    period = period.strip()
+    if not slash or not count.strip().isdigit() or not period:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 2000/10s (or off)")
+    seconds = parse_duration(name, period if period[0].isdigit() else f"1{period}")
+    if int(count) < 1 or seconds < 1:
+        raise ImproperlyConfigured(f"{name}={value!r}: the count and the period must be at least 1")
+    return int(count), seconds

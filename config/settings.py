@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import envbool, envduration, envdurations, envint, envlist, envstr
+from config.env import envbool, envduration, envdurations, envint, envlist, envrate, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -133,6 +133,9 @@ RELAY_MAX_REQUEST_BYTES = envint("RELAY_MAX_REQUEST_BYTES", 500 * 1024, minimum=
 RELAY_MAX_RUDDER_REQUEST_BYTES = envint("RELAY_MAX_RUDDER_REQUEST_BYTES", 4 * 1024 * 1024, minimum=1024)
 RELAY_MAX_BATCH_MESSAGES = envint("RELAY_MAX_BATCH_MESSAGES", 2500, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = RELAY_MAX_RUDDER_REQUEST_BYTES + 1024
+# (requests, seconds) per write key and fixed window, from "2000/10s" or "100/m"; None for "off".
+# Shared by every web process: counted in Redis with REDIS_URL, else in the database.
+RELAY_INGEST_RATE_LIMIT = envrate("RELAY_INGEST_RATE_LIMIT", "2000/10s")
 RELAY_PUBLIC_URL = envstr("RELAY_PUBLIC_URL")
 
 # ------------------------------------------------------------------------------

@@ -4,11 +4,12 @@
 class IngestionError(Exception):
     """A request the API refuses; `status`, `code` and `message` become the response."""
 
-    def __init__(self, status, code, message):
+    def __init__(self, status, code, message, headers=None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
     def as_json(self):
         """The response body."""
@@ -28,3 +29,8 @@ def too_large(message):
 def invalid_write_key(message):
     """Missing, unknown or inactive write key (401; no client retries it)."""
     return IngestionError(401, "invalid_write_key", message)
+
+
+def rate_limited(message, retry_after):
+    """Over the write key's rate limit (429; every client waits `Retry-After` seconds and retries)."""
+    return IngestionError(429, "rate_limited", message, headers={"Retry-After": str(retry_after)})

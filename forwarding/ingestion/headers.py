@@ -48,4 +48,6 @@ def add_cors_headers(request, response):
         request.headers.get("Access-Control-Request-Headers") or DEFAULT_ALLOWED_HEADERS
     )
     response["Access-Control-Max-Age"] = "600"
+    # So that a browser client can honour a 429's wait.
+    response["Access-Control-Expose-Headers"] = "Retry-After"
     return response

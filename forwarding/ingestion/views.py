@@ -11,7 +11,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from forwarding.ingestion import auth, browser, decoding, storage, validation
+from forwarding.ingestion import auth, browser, decoding, ratelimit, storage, validation
 from forwarding.ingestion.errors import IngestionError, invalid_write_key
 from forwarding.ingestion.headers import add_cors_headers, client_ip
 from forwarding.models import Source
@@ -34,7 +34,7 @@ class AlwaysJSON(BaseContentNegotiation):
 def exception_handler(exc, context):
     """Every error as `{"code", "message"}` JSON; database trouble is a 503 that clients retry."""
     if isinstance(exc, IngestionError):
-        return Response(exc.as_json(), status=exc.status)
+        return Response(exc.as_json(), status=exc.status, headers=exc.headers)
     if isinstance(exc, APIException):
         return Response({"code": exc.default_code, "message": str(exc.detail)}, status=exc.status_code)
     if isinstance(exc, DatabaseError):
@@ -62,14 +62,28 @@ class IngestionView(APIView):
         return add_cors_headers(request, response)
 
 
+def source_and_body(request):
+    """The request's source and JSON body, within the source's rate limit.
+
+    A key in the Authorization header is checked, and counted, before the body is read: a wrong
+    or throttled key costs no decompression or parsing.
+    """
+    source = auth.source_from_header(request)
+    if source is not None:
+        ratelimit.take(source)
+    body = decoding.read_body(request)
+    if source is None:
+        source = auth.source_from_body(body)
+        ratelimit.take(source)
+    return source, body
+
+
 class BatchView(IngestionView):
     """POST /v1/batch (/v1/import, /v1/b): `{batch: [...], context?, integrations?, sentAt?}`."""
 
     def post(self, request):
         received_at = timezone.now()
-        source = auth.source_from_header(request)
-        body = decoding.read_body(request)
-        source = source or auth.source_from_body(body)
+        source, body = source_and_body(request)
         accepted, rejected = validation.batch_messages(body, received_at=received_at, ip=client_ip(request))
         storage.store(source, accepted, rejected, received_at=received_at)
         return Response({"success": True})
@@ -82,9 +96,7 @@ class MessageView(IngestionView):
 
     def post(self, request):
         received_at = timezone.now()
-        source = auth.source_from_header(request)
-        body = decoding.read_body(request)
-        source = source or auth.source_from_body(body)
+        source, body = source_and_body(request)
         result = validation.single_message(body, self.message_type, received_at=received_at, ip=client_ip(request))
         if isinstance(result, validation.Rejected):
             storage.store(source, [], [result], received_at=received_at)

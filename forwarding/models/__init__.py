@@ -1,6 +1,7 @@
 from forwarding.models.calls import Call, CallType, RejectedMessage, Source, hash_key
 from forwarding.models.deliveries import Attempt, Delivery, Exchange, Outcome, State, Trigger
 from forwarding.models.event_names import EventName, EventNameHour, NameStatus
+from forwarding.models.ingest_limits import IngestWindow
 from forwarding.models.intercom import CompanyLink, ContactLink, DataAttribute, IntercomStatus, RateLimitWindow
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "DataAttribute",
     "EventName",
     "EventNameHour",
+    "IngestWindow",
     "Delivery",
     "Exchange",
     "IntercomStatus",

@@ -1,0 +1,93 @@
+"""The per-write-key ingestion rate limit: RELAY_INGEST_RATE_LIMIT requests per fixed window.
+
+Counted where every web process sees the same number, never in process memory: in Redis
+(INCR + EXPIRE in one MULTI) when REDIS_URL is set, else in the database (a conditional UPDATE
+of one row per source and window, an INSERT for a new window). If Redis cannot be reached the
+database counts instead, so that a Redis restart neither stops ingestion nor lifts the limit.
+"""
+
+import logging
+import math
+import time
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+
+import redis
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from forwarding.ingestion.errors import rate_limited
+from forwarding.models import IngestWindow
+
+logger = logging.getLogger(__name__)
+
+REDIS_TIMEOUT_SECONDS = 0.5
+# One warning a minute at most while Redis is unreachable, not one per request.
+REDIS_WARNING_INTERVAL = 60
+_last_redis_warning = 0.0
+
+
+def take(source, now=None):
+    """Count one request of `source`; raise IngestionError (429, with Retry-After) when over the limit."""
+    if settings.RELAY_INGEST_RATE_LIMIT is None:
+        return
+    limit, seconds = settings.RELAY_INGEST_RATE_LIMIT
+    now = now or timezone.now()
+    start = window_start(now, seconds)
+    allowed = _take_in_redis(source, limit, seconds, start) if settings.REDIS_URL else None
+    if allowed is None:
+        allowed = _take_in_database(source, limit, start)
+    if not allowed:
+        retry_after = max(1, math.ceil((start + timedelta(seconds=seconds) - now).total_seconds()))
+        raise rate_limited(
+            f"This write key sent more than {limit} requests in {seconds} s; retry after {retry_after} s.", retry_after
+        )
+
+
+def window_start(now, seconds):
+    """The start of the fixed window holding `now`: windows are aligned on the Unix epoch."""
+    epoch = int(now.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % seconds, tz=UTC)
+
+
+def _take_in_database(source, limit, start):
+    counter = IngestWindow.objects.filter(source=source, started_at=start, requests__lt=limit)
+    if counter.update(requests=F("requests") + 1):
+        return True
+    try:
+        with transaction.atomic():
+            IngestWindow.objects.create(source=source, started_at=start, requests=1)
+    except IntegrityError:
+        # The window exists: it is full, or another process created it a moment ago.
+        return bool(counter.update(requests=F("requests") + 1))
+    IngestWindow.objects.filter(source=source, started_at__lt=start).delete()
+    return True
+
+
+def _take_in_redis(source, limit, seconds, start):
+    """True or False; None when Redis cannot answer (the database counts instead)."""
+    # The key names a hash prefix, never the key; keys are random, so prefixes do not collide.
+    key = f"relay:ingest-rate:{source.key_hash[:24]}:{seconds}:{int(start.timestamp())}"
+    try:
+        pipe = _redis(settings.REDIS_URL).pipeline(transaction=True)
+        pipe.incr(key)
+        pipe.expire(key, seconds + 60)
+        count, _ = pipe.execute()
+    except redis.RedisError as exc:
+        _warn_redis_down(exc)
+        return None
+    return count <= limit
+
+
+@lru_cache(maxsize=4)
+def _redis(url):
+    return redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS)
+
+
+def _warn_redis_down(exc):
+    global _last_redis_warning
+    if time.monotonic() - _last_redis_warning > REDIS_WARNING_INTERVAL:
+        _last_redis_warning = time.monotonic()
+        logger.warning("ingestion rate limit: Redis unavailable (%s); counting in the database", exc)
