@@ -27,11 +27,13 @@ format: $(VENV_STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Every bench/*.py with a __main__ block; the other modules there are its helpers.
+# bench/run_all.py runs each benchmark (bench/run_all.py lists them; bench/dashboard.py too once
+# it exists) on SQLite, then on PostgreSQL + Redis when reachable (BENCH_DATABASE_URL,
+# BENCH_REDIS_URL), prints a summary and writes bench/RESULTS.md.
+# One of them: make bench BENCH_ARGS="--only ingestion --backend sqlite"
+BENCH_ARGS ?=
 bench: $(VENV_STAMP)
-	@scripts="$$(grep -l '__name__ == "__main__"' bench/*.py 2>/dev/null)"; \
-	if [ -z "$$scripts" ]; then echo "no benchmarks yet"; fi; \
-	for script in $$scripts; do echo "== $$script"; PYTHONPATH=. $(BIN)/python $$script || exit 1; done
+	PYTHONPATH=. $(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 $(VENV): $(VENV_STAMP)
 

@@ -1,0 +1,264 @@
+"""Ingestion: calls/s through gunicorn, single calls (/v1/track) and /v1/batch with 100 calls,
+against a baseline of bulk-inserting the same number of Call + Delivery rows into the same
+database. Goal: batch >= 0.5 x baseline. Also the peak RSS of a gunicorn web worker.
+
+No qcluster runs: the tasks each call enqueues pile up in the broker, and that cost counts.
+
+    PYTHONPATH=. .venv/bin/python bench/ingestion.py          (or: make bench)
+"""
+
+import contextlib
+import itertools
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench import support  # noqa: E402
+
+THREADS = 8  # gunicorn serves 2 processes x 4 threads
+SECONDS = float(os.environ.get("BENCH_INGESTION_SECONDS", 8))
+WARMUP_REQUESTS = 3  # per thread, before the clock starts: gunicorn workers import lazily
+BATCH_SIZE = 100
+USERS = 1000
+BASELINE_CHUNK = 100  # rows per transaction, as one /v1/batch request commits them
+BASELINE_MAX_ROWS = 100_000
+GOAL = 0.5
+
+
+def main():
+    support.stop_on_sigterm()
+    with support.fresh_backend() as backend:
+        support.setup_django(backend)
+        from forwarding.models import Source
+
+        source, write_key = Source.create_with_key("Bench")
+        with contextlib.ExitStack() as stack:
+            gunicorn, base = support.start_gunicorn(stack, backend)
+            headers = {"Authorization": support.basic_auth(write_key), "Content-Type": "application/json"}
+            single = run_load(base, headers, "/v1/track", single_bodies, 1, lambda: web_worker_memory(gunicorn))
+            batch = run_load(base, headers, "/v1/batch", batch_bodies, BATCH_SIZE)
+            workers = [pid for pid in support.group_members(gunicorn.pid) if pid != gunicorn.pid]
+            web = {"peak_mb": support.peak_rss_mb(workers), "idle_mb": max(single["warm"].values(), default=0)}
+        web["queued"] = queue_length(backend)
+        stored = check_stored(single, batch)
+        single["queries"] = queries_per_request(backend, write_key, "/v1/track", single_bodies)
+        batch["queries"] = queries_per_request(backend, write_key, "/v1/batch", batch_bodies)
+        baseline = bulk_insert_rate(source, min(batch["calls"], BASELINE_MAX_ROWS))
+        support.report("ingestion", backend, figures(single, batch, baseline, web, stored))
+
+
+def single_bodies(thread, counter):
+    """An endless supply of /v1/track bodies (a new messageId each)."""
+    message = support.track_message(f"bench-user-{thread}", thread)
+    while True:
+        n = next(counter)
+        message["messageId"] = f"s-{thread}-{n}"
+        message["userId"] = f"bench-user-{n % USERS}"
+        yield json.dumps(message).encode()
+
+
+def batch_bodies(thread, counter):
+    """An endless supply of /v1/batch bodies of BATCH_SIZE track calls."""
+    messages = [support.track_message(f"bench-user-{n % USERS}", n) for n in range(BATCH_SIZE)]
+    while True:
+        n = next(counter)
+        for i, message in enumerate(messages):
+            message["messageId"] = f"b-{thread}-{n}-{i}"
+        yield json.dumps({"batch": messages, "sentAt": messages[0]["timestamp"]}).encode()
+
+
+def run_load(base, headers, path, bodies, calls_per_request, on_warm=None):
+    """THREADS keep-alive clients post as fast as answers come, for SECONDS; returns counts.
+
+    `on_warm()` runs once every client has sent its warm-up requests, before the clock starts.
+    """
+    tallies = [{"ok": 0, "statuses": {}} for _ in range(THREADS)]
+    warmed = threading.Barrier(THREADS + 1)
+    go = threading.Event()
+    stop_at = [0.0]
+
+    def client(index):
+        conn = support.KeepAlive(base, headers)
+        supply = bodies(index, itertools.count())
+        for _ in range(WARMUP_REQUESTS):
+            conn.post(path, next(supply))
+        warmed.wait()
+        go.wait()
+        tally = tallies[index]
+        while time.monotonic() < stop_at[0]:
+            status = conn.post(path, next(supply))
+            if status == 200:
+                tally["ok"] += 1
+            else:
+                tally["statuses"][status] = tally["statuses"].get(status, 0) + 1
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    warmed.wait(timeout=120)
+    warm = on_warm() if on_warm else None
+    started = time.monotonic()
+    stop_at[0] = started + SECONDS
+    go.set()
+    for thread in threads:
+        thread.join(timeout=SECONDS + 90)
+    elapsed = time.monotonic() - started
+    ok = sum(t["ok"] for t in tallies)
+    failed = {}
+    for tally in tallies:
+        for status, count in tally["statuses"].items():
+            failed[status] = failed.get(status, 0) + count
+    return {
+        "requests": ok,
+        "failed": failed,
+        "calls": ok * calls_per_request,
+        "sent_calls": (ok + THREADS * WARMUP_REQUESTS) * calls_per_request,
+        "calls_per_s": ok * calls_per_request / elapsed,
+        "requests_per_s": ok / elapsed,
+        "warm": warm,
+    }
+
+
+def queries_per_request(backend, write_key, path, bodies):
+    """What one request asks of the database (and Redis), served in this process."""
+    from django.test import Client
+
+    client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=support.basic_auth(write_key))
+    body = next(bodies(THREADS + 1, itertools.count(10**6)))
+
+    def post():
+        response = client.post(path, body, content_type="application/json")
+        assert response.status_code == 200, response.content
+
+    return support.count_queries(post, backend.redis_url)
+
+
+def check_stored(*loads):
+    """Calls in the database against calls answered 200 (warm-up included)."""
+    from forwarding.models import Call, Delivery
+
+    expected = sum(load["sent_calls"] for load in loads)
+    return {"calls": Call.objects.count(), "deliveries": Delivery.objects.count(), "expected_at_most": expected}
+
+
+def queue_length(backend):
+    """Tasks waiting in the broker (they pile up: no qcluster runs)."""
+    if backend.redis_url:
+        import redis
+
+        client = redis.Redis.from_url(backend.redis_url)
+        try:
+            return client.llen(f"django_q:{backend.queue_name}:q")
+        finally:
+            client.close()
+    from django_q.models import OrmQ
+
+    return OrmQ.objects.count()
+
+
+def bulk_insert_rate(source, rows):
+    """Rows/s of Call.objects.bulk_create + Delivery rows, BASELINE_CHUNK rows per transaction:
+    the database's own cost of storing what ingestion stores, without HTTP, parsing or queue."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from forwarding.models import Call, Delivery
+
+    now = timezone.now()
+    prefix = uuid.uuid4().hex[:8]
+    calls = [baseline_call(source, n, now, prefix) for n in range(rows)]
+    started = time.monotonic()
+    for start in range(0, rows, BASELINE_CHUNK):
+        chunk = calls[start : start + BASELINE_CHUNK]
+        with transaction.atomic():
+            Call.objects.bulk_create(chunk)
+            Delivery.objects.bulk_create([baseline_delivery(call, now) for call in chunk])
+    elapsed = time.monotonic() - started
+    return {"rows": rows, "rows_per_s": rows / elapsed if elapsed else 0.0}
+
+
+def baseline_call(source, n, now, prefix):
+    from forwarding.models import Call
+
+    message = support.track_message(f"bench-user-{n % USERS}", n)
+    message["messageId"] = f"{prefix}-{n}"
+    return Call(
+        source=source,
+        message_id=message["messageId"],
+        type="track",
+        user_id=message["userId"],
+        event=message["event"],
+        timestamp=now,
+        sent_at=now,
+        received_at=now,
+        payload={**message, "receivedAt": now.isoformat()},
+    )
+
+
+def baseline_delivery(call, now):
+    from forwarding.models import Delivery
+
+    return Delivery(
+        call=call,
+        user_id=call.user_id,
+        event_key=call.event.lower(),
+        created_at=now,
+        next_attempt_at=now,
+        enqueued_at=now,
+    )
+
+
+def web_worker_memory(gunicorn):
+    """{pid: VmRSS MB} of the gunicorn workers (every process in its group but the master)."""
+    pids = [pid for pid in support.group_members(gunicorn.pid) if pid != gunicorn.pid]
+    return {pid: round(m["rss"] / 1024, 1) for pid in pids if (m := support.memory_kb(pid))}
+
+
+def figures(single, batch, baseline, web, stored):
+    base = baseline["rows_per_s"]
+    batch_ratio = support.ratio(batch["calls_per_s"], base)
+    notes = lambda load: {  # noqa: E731
+        "requests/s": round(load["requests_per_s"], 1),
+        "non-200 answers": load["failed"] or "none",
+        "per request": load["queries"],
+    }
+    return [
+        support.Figure(
+            f"single calls (/v1/track, {THREADS} keep-alive clients)",
+            round(single["calls_per_s"], 1),
+            "calls/s",
+            "bulk insert",
+            round(base, 1),
+            support.ratio(single["calls_per_s"], base),
+            notes=notes(single),
+        ),
+        support.Figure(
+            f"batch (/v1/batch x{BATCH_SIZE}, {THREADS} keep-alive clients)",
+            round(batch["calls_per_s"], 1),
+            "calls/s",
+            f"bulk insert ({baseline['rows']:,} Call + Delivery rows, {BASELINE_CHUNK}/transaction)",
+            round(base, 1),
+            batch_ratio,
+            f">= {GOAL} x baseline",
+            batch_ratio is not None and batch_ratio >= GOAL,
+            notes={**notes(batch), "stored": stored, "tasks left queued (no qcluster)": web["queued"]},
+        ),
+        support.Figure(
+            "web worker peak RSS (VmHWM, gunicorn worker)",
+            web["peak_mb"],
+            "MB",
+            "same worker warm, before load (VmRSS)",
+            web["idle_mb"],
+            support.ratio(web["peak_mb"], web["idle_mb"]),
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    main()
