@@ -3,14 +3,14 @@
 from django.urls import path, re_path
 
 from forwarding.ingestion import views
+from forwarding.ingestion.schema import SchemaView
 from forwarding.models import CallType
 
 BATCH_PATHS = ["v1/batch", "v1/import", "v1/b"]
 # analytics-next (the browser library) posts to the first letter of the type.
 MESSAGE_PATHS = {message_type: [f"v1/{message_type}", f"v1/{message_type[0]}"] for message_type in CallType.values}
 
-urlpatterns = [
-    path("health", views.health, name="health"),
+ingestion = [
     *[path(route, views.BatchView.as_view(), name=f"ingest-{route[3:]}") for route in BATCH_PATHS],
     *[
         path(route, views.MessageView.as_view(message_type=message_type), name=f"ingest-{route[3:]}")
@@ -18,6 +18,13 @@ urlpatterns = [
         for route in routes
     ],
     path("v1/projects/<str:write_key>/settings", views.SettingsView.as_view(), name="ingest-settings"),
+]
+
+urlpatterns = [
+    path("health", views.health, name="health"),
+    # The OpenAPI description of the ingestion routes: public, like the routes themselves.
+    path("api/schema/", SchemaView.as_view(patterns=ingestion), name="api-schema"),
+    *ingestion,
     # Last: any other /v1/ path (a trailing slash, a typo) gets a JSON 404.
     re_path(r"^v1/", views.not_found),
 ]

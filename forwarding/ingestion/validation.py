@@ -269,8 +269,8 @@ def _envelope_object(body, name):
 def _times(message, envelope):
     received_at = envelope.received_at
     try:
-        original = timestamps.parse(message.get("originalTimestamp") or message.get("timestamp"))
-        sent_at = timestamps.parse(message.get("sentAt") or envelope.sent_at)
+        original = timestamps.parse(_given(message.get("originalTimestamp"), message.get("timestamp")))
+        sent_at = timestamps.parse(_given(message.get("sentAt"), envelope.sent_at))
         timestamp = timestamps.corrected(received_at, original, sent_at)
     except ValueError as exc:
         raise Invalid("invalid_timestamp", f"A timestamp is not valid: {exc}.") from None
@@ -282,6 +282,11 @@ def _times(message, envelope):
         else:
             message[key] = timestamps.to_iso(value)
     return {"timestamp": timestamp, "original_timestamp": original, "sent_at": sent_at, "received_at": received_at}
+
+
+def _given(*values):
+    """The first value that is neither absent nor "": 0, false or {} are values (and not dates)."""
+    return next((value for value in values if value is not None and value != ""), None)
 
 
 def _text(value):

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from forwarding.ingestion import auth, browser, decoding, ratelimit, storage, validation
 from forwarding.ingestion.errors import IngestionError, invalid_write_key
 from forwarding.ingestion.headers import add_cors_headers, client_ip
+from forwarding.ingestion.schema import IngestionSchema
 from forwarding.models import Source
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class IngestionView(APIView):
     authentication_classes = []
     permission_classes = []
     content_negotiation_class = AlwaysJSON
+    schema = IngestionSchema()
 
     def get_exception_handler(self):
         return exception_handler

@@ -318,3 +318,22 @@ def test_the_canonical_form_treats_numbers_as_their_json_text():
     assert canonical(1e300) == canonical(10**300)
     assert canonical([0.1, 2]) == canonical([0.1, 2.0])
     assert not math.isnan(float(canonical(5e-324)))
+
+
+@pytest.mark.parametrize("field", ["timestamp", "originalTimestamp", "sentAt"])
+@pytest.mark.parametrize("value", [{}, [], 0, False])
+def test_a_falsy_timestamp_that_is_not_empty_is_refused_not_ignored(client, field, value):
+    # Found by schemathesis: {} and 0 were taken for "absent" and the call stored as received now.
+    source, key = fresh_source()
+    response = send(client, "/v1/track", {**VALID, field: value}, key)
+    assert assert_clean_answer(response)["code"] == "invalid_timestamp"
+    assert stored(source)[0] == {}
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_an_empty_timestamp_is_absent(client, value):
+    source, key = fresh_source()
+    response = send(client, "/v1/track", {**VALID, "timestamp": value, "sentAt": value}, key)
+    assert assert_clean_answer(response) == {"success": True}
+    call = Call.objects.get(source=source)
+    assert call.timestamp == call.received_at
