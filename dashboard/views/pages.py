@@ -1,5 +1,24 @@
 """Overview, delivery log, call detail, user history and bulk resend (issue 5)."""
 
+from django.urls import path
+
+from dashboard.views import bulk, calls, log, overview, users
+
 
 def urls(site):
-    return []
+    def page(view):
+        return site.admin_view(view.as_view(site=site))
+
+    return [
+        # The overview replaces the admin's index (patterns listed first win).
+        path("", page(overview.Overview), name="index"),
+        path("log/", page(log.Log), name="delivery_log"),
+        path("calls/<int:pk>/", page(calls.CallDetail), name="call_detail"),
+        path("calls/<int:pk>/resend/", page(calls.Resend), name="call_resend"),
+        path("users/", page(users.UserHistory), name="user_history"),
+        path("users/resend-failed/", page(users.ResendFailed), name="user_resend_failed"),
+        path("resend/", page(bulk.Confirm), name="bulk_resend"),
+        path("resend/start/", page(bulk.Start), name="bulk_resend_start"),
+        path("resend/<int:pk>/", page(bulk.Job), name="bulk_resend_job"),
+        path("resend/<int:pk>/cancel/", page(bulk.Cancel), name="bulk_resend_cancel"),
+    ]

@@ -1,0 +1,587 @@
+"""Read-only queries of the dashboard. Each page costs a bounded number of queries, each one served
+by an index; none counts the whole log."""
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import NotSupportedError, connection
+from django.db.models import BooleanField, CharField, Count, ExpressionWrapper, F, Func, Max, Q
+
+from forwarding.event_names import key_of
+from forwarding.mapping import CONTACT_PLACEHOLDER, map_call, planned_requests
+from forwarding.models import (
+    Attempt,
+    Call,
+    CallType,
+    CompanyLink,
+    ContactLink,
+    Delivery,
+    EventName,
+    IntercomStatus,
+    RateLimitWindow,
+    Source,
+    State,
+)
+
+PAGE_SIZE = 50
+HISTORY_SIZE = 100
+ATTEMPTS_SHOWN = 20
+TOP_CAUSES = 8
+# How the overview groups states (the log filters on single states).
+STATE_GROUPS = [
+    ("delivered", "Delivered", (State.DELIVERED,)),
+    ("in_progress", "In progress", (State.PENDING, State.DELIVERING)),
+    ("waiting", "Waiting", (State.WAITING,)),
+    ("held", "Held", (State.HELD,)),
+    ("suppressed", "Suppressed", (State.SUPPRESSED,)),
+    ("skipped", "Skipped", (State.SKIPPED,)),
+    ("failed", "Failed", (State.FAILED,)),
+]
+GROUP_OF_STATE = {state: key for key, _, states in STATE_GROUPS for state in states}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# -- overview ------------------------------------------------------------------------------------
+
+
+class TimeBucket(Func):
+    """The UTC hour ("YYYY-MM-DD HH") or day ("YYYY-MM-DD") of a datetime column, as text.
+
+    A native string operation: Django's Trunc calls Python once per row on SQLite, which a week
+    of calls makes slow."""
+
+    output_field = CharField()
+    FORMATS = {"hour": (13, "YYYY-MM-DD HH24"), "day": (10, "YYYY-MM-DD")}
+
+    def __init__(self, expression, unit):
+        super().__init__(expression)
+        self.unit = unit
+
+    def as_sqlite(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"substr({sql}, 1, {self.FORMATS[self.unit][0]})", params
+
+    def as_postgresql(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"to_char({sql} AT TIME ZONE 'UTC', '{self.FORMATS[self.unit][1]}')", params
+
+    def as_sql(self, compiler, connection, **extra):
+        raise NotSupportedError("the dashboard runs on SQLite and PostgreSQL")
+
+
+@dataclass
+class Bucket:
+    start: datetime
+    end: datetime
+    counts: dict
+
+    @property
+    def total(self):
+        return sum(self.counts.values())
+
+
+@dataclass
+class Activity:
+    """Deliveries of the calls received in a window, by state group, per hour or day."""
+
+    unit: str
+    since: datetime
+    buckets: list
+    totals: dict
+
+    @property
+    def received(self):
+        return sum(self.totals.values())
+
+
+def activity(now, unit):
+    """The last 24 hours by hour, or the last 7 days by day (the newest bucket is partial)."""
+    if unit == "hour":
+        step, count = timedelta(hours=1), 24
+        first = now.replace(minute=0, second=0, microsecond=0) - (count - 1) * step
+        text = "%Y-%m-%d %H"
+    else:
+        step, count = timedelta(days=1), 7
+        first = now.replace(hour=0, minute=0, second=0, microsecond=0) - (count - 1) * step
+        text = "%Y-%m-%d"
+    rows = (
+        # Every state listed: the (state, created_at) index then answers the query on its own.
+        Delivery.objects.filter(state__in=State.values, created_at__gte=first)
+        .annotate(bucket=TimeBucket("created_at", unit))
+        .values("bucket", "state")
+        .annotate(n=Count("*"))
+        .values_list("bucket", "state", "n")
+    )
+    empty = {key: 0 for key, _, _ in STATE_GROUPS}
+    buckets = [Bucket(first + i * step, first + (i + 1) * step, dict(empty)) for i in range(count)]
+    index = {bucket.start.strftime(text): bucket for bucket in buckets}
+    totals = dict(empty)
+    for label, state, n in rows:
+        bucket = index.get(label)
+        group = GROUP_OF_STATE.get(state)
+        if bucket is None or group is None:
+            continue
+        bucket.counts[group] += n
+        totals[group] += n
+    return Activity(unit, first, buckets, totals)
+
+
+@dataclass
+class Backlog:
+    size: int  # pending or in flight
+    due: int  # pending and due now
+    oldest_due: dict | None  # pk, next_attempt_at, created_at of the longest-due delivery
+
+    def oldest_due_age(self, now):
+        return now - self.oldest_due["next_attempt_at"] if self.oldest_due else None
+
+
+def backlog(now):
+    counts = Delivery.objects.filter(state__in=[State.PENDING, State.DELIVERING]).aggregate(
+        size=Count("*"), due=Count("pk", filter=Q(state=State.PENDING, next_attempt_at__lte=now))
+    )
+    oldest = (
+        Delivery.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values("pk", "next_attempt_at", "created_at")
+        .first()
+    )
+    return Backlog(counts["size"], counts["due"], oldest)
+
+
+def top_failure_causes(since, limit=TOP_CAUSES):
+    """Failed deliveries received since `since`, grouped by cause, most frequent first, with one
+    error message as an example."""
+    return list(
+        Delivery.objects.filter(state=State.FAILED, created_at__gte=since)
+        .values("error_cause")
+        .annotate(n=Count("*"), example=Max("last_error"))
+        .order_by("-n", "error_cause")[:limit]
+    )
+
+
+def connection_status(rate_limit=True):
+    """(IntercomStatus or None, RateLimitWindow or None), without creating either row."""
+    status = IntercomStatus.objects.filter(name="intercom").first()
+    return status, RateLimitWindow.objects.filter(name="intercom").first() if rate_limit else None
+
+
+# -- delivery log --------------------------------------------------------------------------------
+
+
+def encode_cursor(moment, pk):
+    """A page position: microseconds since the epoch and the id, "1772359200123456.42"."""
+    return f"{(moment - EPOCH) // timedelta(microseconds=1)}.{pk}"
+
+
+def decode_cursor(text):
+    """(datetime, pk) from encode_cursor's text, or None when it is not one."""
+    head, _, tail = (text or "").partition(".")
+    if not (head.lstrip("-").isdigit() and tail.isdigit()):
+        return None
+    try:
+        return EPOCH + timedelta(microseconds=int(head)), int(tail)
+    except OverflowError:
+        return None
+
+
+@dataclass
+class Row:
+    call: Call
+    delivery: Delivery | None
+
+
+@dataclass
+class LogPage:
+    rows: list
+    older: str | None = None  # cursor of the next page (older calls)
+    newer: str | None = None  # cursor of the previous page (newer calls)
+    driver: str = "call"
+
+
+def driver_of(log_filter):
+    """Which table leads the query: deliveries when a filter has an index there, else calls."""
+    if log_filter.q:
+        return "call"  # the search indexes are on calls, and a search matches few rows
+    if log_filter.state or log_filter.cause or log_filter.event or log_filter.user:
+        return "delivery"
+    return "call"
+
+
+def filtered(log_filter, now, driver):
+    """The calls (driver "call") or deliveries (driver "delivery") a filter matches, and the name
+    of their arrival-time column. Delivery.created_at is its call's received_at, and the
+    delivery's pk is the call's id, so a cursor means the same in both."""
+    if driver == "delivery":
+        queryset, on_delivery, on_call, moment = Delivery.objects.all(), "", "call__", "created_at"
+    else:
+        queryset, on_delivery, on_call, moment = Call.objects.all(), "delivery__", "", "received_at"
+    f = log_filter
+    lookups = {}
+    if f.state:
+        lookups[f"{on_delivery}state"] = f.state
+    if f.cause:
+        lookups[f"{on_delivery}error_cause"] = f.cause
+    if f.event:
+        lookups[f"{on_delivery}event_key"] = key_of(f.event)
+    if f.user:
+        lookups[f"{on_delivery}user_id"] = f.user
+    status = f.status_range()
+    if status is None:
+        lookups[f"{on_delivery}last_status__isnull"] = True
+    elif status:
+        lookups[f"{on_delivery}last_status__gte"], lookups[f"{on_delivery}last_status__lt"] = status
+    if f.type:
+        lookups[f"{on_call}type"] = f.type
+    since, until = f.window(now)
+    if since:
+        lookups[f"{moment}__gte"] = since
+    if until:
+        lookups[f"{moment}__lt"] = until
+    queryset = queryset.filter(**lookups)
+    if f.source is not None:
+        # "+ 0" keeps SQLite off the source_id index: sources are few and large, and that index
+        # would mean sorting all of a source's calls; the arrival-time index reads them in order.
+        queryset = queryset.alias(source_plus=F(f"{on_call}source_id") + 0).filter(source_plus=f.source)
+    if f.q:
+        queryset = queryset.filter(search(f.q, on_call))
+    return queryset, moment
+
+
+def search(text, prefix=""):
+    """Exact match on userId, anonymousId, messageId or email; an email also finds the users whose
+    identify carried it. Each term has its own index."""
+    users_with_email = Call.objects.filter(email=text).exclude(user_id="").values("user_id")[:20]
+    return (
+        Q(**{f"{prefix}user_id": text})
+        | Q(**{f"{prefix}anonymous_id": text})
+        | Q(**{f"{prefix}message_id": text})
+        | Q(**{f"{prefix}email": text})
+        | Q(**{f"{prefix}user_id__in": users_with_email})
+    )
+
+
+def after(queryset, moment, position, newer=False):
+    """Keyset pagination on (arrival time, id): the rows older (or newer) than `position`, in the
+    order to read them. The plain bound first lets the index range do the work."""
+    at, pk = position
+    if newer:
+        return queryset.filter(Q(**{f"{moment}__gt": at}) | Q(**{moment: at, "pk__gt": pk}), **{f"{moment}__gte": at})
+    return queryset.filter(Q(**{f"{moment}__lt": at}) | Q(**{moment: at, "pk__lt": pk}), **{f"{moment}__lte": at})
+
+
+def log_page(log_filter, now, cursor="", newer=False, size=PAGE_SIZE):
+    """One page of the log, newest first, in one query; `cursor` from a previous page's older/newer."""
+    driver = driver_of(log_filter)
+    queryset, moment = filtered(log_filter, now, driver)
+    if driver == "delivery":
+        queryset = queryset.select_related("call", "call__source")
+    else:
+        queryset = queryset.select_related("delivery", "source")
+    position = decode_cursor(cursor)
+    if position is None:
+        newer = False
+    else:
+        queryset = after(queryset, moment, position, newer)
+    order = (moment, "pk") if newer else (f"-{moment}", "-pk")
+    if driver == "delivery" and not log_filter.state and (log_filter.event or log_filter.user):
+        found = _merged_by_state(queryset, order, size + 1)
+    else:
+        found = list(queryset.order_by(*order)[: size + 1])
+    more = len(found) > size
+    found = found[:size]
+    if newer:
+        found.reverse()
+    rows = [_row(item, driver) for item in found]
+    page = LogPage(rows, driver=driver)
+    if rows:
+        first, last = rows[0].call, rows[-1].call
+        if more or newer:
+            page.older = encode_cursor(last.received_at, last.pk)
+        if position is not None and (more or not newer):
+            page.newer = encode_cursor(first.received_at, first.pk)
+    return page
+
+
+def _merged_by_state(queryset, order, limit):
+    """The first `limit` deliveries in `order`, when the index is (event_key or user_id, state,
+    created_at): each state's rows are read in order from the index (a UNION ALL of one bounded
+    subquery per state), so a name or a user with many deliveries is never sorted whole. Two
+    queries: the ids, then the rows."""
+    parts, params = [], []
+    for number, state in enumerate(State.values):
+        part = queryset.filter(state=state).order_by(*order).values_list("pk", order[0].lstrip("-"))[:limit]
+        sql, part_params = part.query.sql_with_params()
+        parts.append(f"SELECT * FROM ({sql}) AS part_{number}")
+        params.extend(part_params)
+    direction = "DESC" if order[0].startswith("-") else "ASC"
+    sql = f"SELECT * FROM ({' UNION ALL '.join(parts)}) AS parts ORDER BY 2 {direction}, 1 {direction} LIMIT {limit}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        pks = [row[0] for row in cursor.fetchall()]
+    rows = {d.pk: d for d in queryset.model.objects.filter(pk__in=pks).select_related("call", "call__source")}
+    return [rows[pk] for pk in pks if pk in rows]
+
+
+def _row(item, driver):
+    if driver == "delivery":
+        return Row(item.call, item)
+    try:
+        delivery = item.delivery
+    except ObjectDoesNotExist:
+        delivery = None
+    return Row(item, delivery)
+
+
+def sources():
+    return dict(Source.objects.order_by("name").values_list("pk", "name"))
+
+
+# -- bulk resend ---------------------------------------------------------------------------------
+
+
+def matching_deliveries(log_filter, now):
+    """The deliveries a log filter matches (for a bulk resend), unordered."""
+    queryset, _ = filtered(log_filter, now, "delivery")
+    return queryset
+
+
+@dataclass
+class Preview:
+    by_state: dict
+    without_payload: int
+
+    @property
+    def total(self):
+        return sum(self.by_state.values())
+
+    @property
+    def in_flight(self):
+        return self.by_state.get(State.DELIVERING, 0)
+
+    @property
+    def resendable(self):
+        return max(0, self.total - self.in_flight - self.without_payload)
+
+
+def bulk_preview(log_filter, now, upto=None):
+    """How many deliveries a bulk resend would look at, by state, and how many cannot be resent
+    because their payload is gone. `upto` = (created_at, pk) bounds the snapshot."""
+    queryset = matching_deliveries(log_filter, now)
+    if upto is not None:
+        queryset = queryset.filter(created_at__lte=upto[0], pk__lte=upto[1])
+    by_state = dict(queryset.order_by().values("state").annotate(n=Count("*")).values_list("state", "n"))
+    without = queryset.filter(call__payload__isnull=True).count() if by_state else 0
+    return Preview(by_state, without)
+
+
+def bulk_chunk(log_filter, job, size):
+    """The next `size` deliveries of a bulk resend, oldest first: (pk, created_at, state, has_payload)."""
+    queryset = matching_deliveries(log_filter, job.upto_created_at).filter(
+        created_at__lte=job.upto_created_at, pk__lte=job.upto_pk
+    )
+    if job.after_pk is not None:
+        queryset = after(queryset, "created_at", (job.after_created_at, job.after_pk), newer=True)
+    has_payload = ExpressionWrapper(Q(call__payload__isnull=False), output_field=BooleanField())
+    return list(
+        queryset.annotate(has_payload=has_payload)
+        .order_by("created_at", "pk")
+        .values_list("pk", "created_at", "state", "has_payload")[:size]
+    )
+
+
+def snapshot_bound():
+    """(received_at, id) of the newest call: a bulk resend leaves out calls that arrive later."""
+    return Call.objects.order_by("-received_at", "-id").values_list("received_at", "id").first()
+
+
+# -- call detail ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Planned:
+    method: str
+    path: str
+    body: str  # pretty JSON, or ""
+
+
+@dataclass
+class CallDetail:
+    call: Call
+    delivery: Delivery | None
+    attempts: list
+    payload_json: str = ""
+    registry: EventName | None = None
+    forwarded_name: str = ""
+    contact_id: str = ""
+    companies: dict = field(default_factory=dict)
+    planned: list = field(default_factory=list)
+    mapping_warnings: list = field(default_factory=list)
+    skip_reason: str = ""
+    mapping_error: str = ""
+
+
+def call_detail(pk):
+    """A call, its delivery, its latest attempts with their exchanges, and what it maps to now."""
+    call = Call.objects.select_related("source", "delivery").filter(pk=pk).first()
+    if call is None:
+        return None
+    try:
+        delivery = call.delivery
+    except ObjectDoesNotExist:
+        delivery = None
+    attempts = []
+    if delivery is not None:
+        attempts = list(
+            Attempt.objects.filter(delivery_id=pk)
+            .order_by("-started_at", "-id")
+            .prefetch_related("exchanges")[:ATTEMPTS_SHOWN]
+        )
+    detail = CallDetail(call, delivery, attempts)
+    if call.payload is not None:
+        detail.payload_json = pretty(call.payload)
+    if delivery is not None and delivery.event_key:
+        detail.registry = EventName.objects.filter(key=delivery.event_key).select_related("rename_to").first()
+        if detail.registry is not None:
+            detail.forwarded_name = (detail.registry.rename_to or detail.registry).name
+    if call.payload is not None:
+        _plan(detail)
+    return detail
+
+
+def _plan(detail):
+    """The Intercom requests the call maps to with what the relay knows now (ids, renames)."""
+    call, delivery = detail.call, detail.delivery
+    user_id = (delivery.user_id if delivery else "") or call.user_id or None
+    names = {}
+    if detail.forwarded_name:
+        names = {"event_name": detail.forwarded_name, "page_event_name": detail.forwarded_name}
+    try:
+        mapped = map_call(
+            call.payload, user_id=user_id, **{"page_event_name": settings.INTERCOM_PAGE_EVENT_NAME, **names}
+        )
+    except Exception as exc:  # mapping is pure; a bug there must not hide the call
+        detail.mapping_error = f"{exc.__class__.__name__}: {exc}"
+        return
+    detail.skip_reason = mapped.skip_reason
+    detail.mapping_warnings = list(mapped.warnings)
+    if mapped.skip_reason:
+        return
+    if mapped.user_id:
+        detail.contact_id = (
+            ContactLink.objects.filter(user_id=mapped.user_id).values_list("contact_id", flat=True).first() or ""
+        )
+    companies = [mapped.company] if mapped.company is not None else list(mapped.companies)
+    group_ids = [company["company_id"] for company in companies]
+    if group_ids:
+        detail.companies = dict(
+            CompanyLink.objects.filter(group_id__in=group_ids).values_list("group_id", "company_id")
+        )
+    requests = planned_requests(
+        mapped, contact_id=detail.contact_id or CONTACT_PLACEHOLDER, company_id=detail.companies
+    )
+    detail.planned = [Planned(method, path, "" if body is None else pretty(body)) for method, path, body in requests]
+
+
+def pretty(value):
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+
+
+# -- user history --------------------------------------------------------------------------------
+
+
+@dataclass
+class Person:
+    """Who a search found: a userId, or an anonymousId no identify has linked to a user."""
+
+    user_id: str = ""
+    anonymous_id: str = ""
+    found_by: str = ""  # "userId", "email" or "anonymousId"
+
+    @property
+    def label(self):
+        return self.user_id or self.anonymous_id
+
+
+def find_people(text, limit=10):
+    """The people an exact userId, email or anonymousId names (an email may name several users)."""
+    if Delivery.objects.filter(user_id=text).exists():
+        return [Person(user_id=text, found_by="userId")]
+    by_email = _distinct(Call.objects.filter(email=text).exclude(user_id=""), "user_id", limit)
+    if by_email:
+        return [Person(user_id=user_id, found_by="email") for user_id in by_email]
+    linked = _distinct(Call.objects.filter(anonymous_id=text).exclude(user_id=""), "user_id", limit)
+    if linked:
+        return [Person(user_id=user_id, found_by="anonymousId") for user_id in linked]
+    if Call.objects.filter(anonymous_id=text).exists():
+        return [Person(anonymous_id=text, found_by="anonymousId")]
+    return []
+
+
+def _distinct(queryset, column, limit):
+    return list(queryset.order_by().values_list(column, flat=True).distinct()[:limit])
+
+
+@dataclass
+class History:
+    person: Person
+    rows: list  # oldest first
+    earlier: str | None = None  # cursor: older calls than these
+    later: str | None = None  # cursor: newer calls than these
+    contact_id: str = ""
+    companies: list = field(default_factory=list)  # (group_id, Intercom company id or "")
+    anonymous_ids: list = field(default_factory=list)
+    emails: list = field(default_factory=list)
+    failed: int = 0
+
+
+def user_history(person, cursor="", newer=False, size=HISTORY_SIZE):
+    """A person's calls in the order received: the newest `size` (or those around `cursor`)."""
+    history = History(person, [])
+    if person.user_id:
+        identities = list(
+            Call.objects.filter(user_id=person.user_id, type=CallType.IDENTIFY)
+            .order_by()
+            .values_list("anonymous_id", "email")
+            .distinct()[:50]
+        )
+        history.anonymous_ids = sorted({anon for anon, _ in identities if anon})[:20]
+        history.emails = sorted({email for _, email in identities if email})[:5]
+        # Anonymous calls are the user's once attributed; those still unattributed are included
+        # when an identify of this user carried their anonymousId.
+        condition = Q(user_id=person.user_id)
+        if history.anonymous_ids:
+            condition |= Q(anonymous_id__in=history.anonymous_ids, user_id="")
+    else:
+        condition = Q(anonymous_id=person.anonymous_id)
+    queryset = Delivery.objects.filter(condition).select_related("call")
+    position = decode_cursor(cursor)
+    if position is None:
+        newer = False
+    else:
+        queryset = after(queryset, "created_at", position, newer)
+    order = ("created_at", "pk") if newer else ("-created_at", "-pk")
+    found = list(queryset.order_by(*order)[: size + 1])
+    more = len(found) > size
+    found = found[:size]
+    if not newer:
+        found.reverse()  # shown oldest first
+    history.rows = [Row(delivery.call, delivery) for delivery in found]
+    if found:
+        first, last = found[0], found[-1]
+        if (not newer and more) or (newer and position is not None):
+            history.earlier = encode_cursor(first.created_at, first.pk)
+        if (newer and more) or (not newer and position is not None):
+            history.later = encode_cursor(last.created_at, last.pk)
+    if person.user_id:
+        history.contact_id = (
+            ContactLink.objects.filter(user_id=person.user_id).values_list("contact_id", flat=True).first() or ""
+        )
+        group_ids = _distinct(Call.objects.filter(user_id=person.user_id, type=CallType.GROUP), "group_id", 50)
+        links = dict(CompanyLink.objects.filter(group_id__in=group_ids).values_list("group_id", "company_id"))
+        history.companies = [(group_id, links.get(group_id, "")) for group_id in sorted(group_ids)]
+        history.failed = Delivery.objects.filter(user_id=person.user_id, state=State.FAILED).count()
+    return history

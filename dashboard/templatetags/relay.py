@@ -1,0 +1,55 @@
+"""Template helpers of the dashboard: the connection banner and a few formats."""
+
+import json
+
+from django import template
+
+from dashboard import queries
+
+register = template.Library()
+
+
+@register.inclusion_tag("dashboard/includes/banners.html", takes_context=True)
+def relay_banners(context):
+    """The red banner while Intercom refuses the token, on every dashboard page (one query)."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not (user.is_active and user.is_staff):
+        return {"status": None}
+    # A page that has read the status already passes it on.
+    status = context["intercom_status"] if "intercom_status" in context else queries.connection_status(False)[0]
+    return {"status": status if status and status.auth_failed_at else None}
+
+
+@register.filter
+def milliseconds(value):
+    """1234 -> "1.23 s", 87 -> "87 ms"."""
+    if value is None:
+        return "—"
+    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value} ms"
+
+
+@register.filter
+def state_group(state):
+    """The chart colour group of a delivery state."""
+    return queries.GROUP_OF_STATE.get(state, state)
+
+
+@register.filter
+def pretty_json(text):
+    """A stored JSON body indented for reading; other text (a cut body) as it is."""
+    if not text:
+        return text
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+@register.filter
+def thousands(value):
+    """12345 -> "12,345"."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return value

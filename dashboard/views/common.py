@@ -1,0 +1,63 @@
+"""What every dashboard page shares: permission checks, the admin's context, the audit log."""
+
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import View
+
+VIEW = "forwarding.view_delivery"
+OPERATE = "forwarding.operate"
+
+
+def can_operate(user):
+    return user.has_perm(OPERATE)
+
+
+class Page(View):
+    """A dashboard page. `admin_view()` only checks that the user is active staff, so the page
+    checks its own permission: viewing needs `view_delivery`, actions `forwarding.operate`."""
+
+    site = None
+    permission = VIEW
+    template_name = ""
+    title = ""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.has_perm(self.permission):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def base_context(self, request):
+        """The admin's context for every page (computed once per request)."""
+        if not hasattr(self, "_base_context"):
+            self._base_context = {
+                **self.site.each_context(request),
+                "title": self.title,
+                "can_operate": can_operate(request.user),
+            }
+        return self._base_context
+
+    def render(self, request, context, status=200):
+        request.current_app = self.site.name
+        return TemplateResponse(request, self.template_name, {**self.base_context(request), **context}, status=status)
+
+
+class Action(Page):
+    """A POST that changes something: operators only, CSRF-protected by admin_view."""
+
+    permission = OPERATE
+    http_method_names = ["post"]
+
+
+def audit(request, obj, message):
+    """Write the action to the admin log (Recent actions, and the object's history)."""
+    LogEntry.objects.log_actions(request.user.pk, [obj], CHANGE, change_message=message, single_object=True)
+
+
+def safe_next(request, fallback):
+    """The `next` URL posted with a form, if it stays on this site."""
+    target = request.POST.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return fallback

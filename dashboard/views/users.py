@@ -1,0 +1,68 @@
+"""One user's history: their calls in the order received, their Intercom contact and companies,
+and "resend this user's failed calls"."""
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils import timezone
+
+from dashboard import bulk, queries
+from dashboard.filters import LogFilter
+from dashboard.views.common import Action, Page, audit
+from forwarding.models import State
+
+
+class UserHistory(Page):
+    template_name = "dashboard/user_history.html"
+    title = "User history"
+
+    def get(self, request):
+        text = (request.GET.get("q") or "").strip()[:255]
+        people = queries.find_people(text) if text else []
+        person = people[0] if len(people) == 1 else None
+        base = reverse("admin:user_history")
+        log = reverse("admin:delivery_log")
+        context = {
+            "q": text,
+            "people": [(p, f"{base}?{urlencode({'q': p.label})}") for p in people],
+            "person": person,
+            "history": None,
+        }
+        if person is not None:
+            cursor = request.GET.get("earlier") or request.GET.get("later") or ""
+            history = queries.user_history(person, cursor=cursor, newer="later" in request.GET)
+            self.title = f"User history: {person.label}"
+            in_log = LogFilter(user=person.user_id) if person.user_id else LogFilter(q=person.label)
+            context.update(
+                history=history,
+                earlier_url=f"{base}?{urlencode({'q': text, 'earlier': history.earlier})}" if history.earlier else "",
+                later_url=f"{base}?{urlencode({'q': text, 'later': history.later})}" if history.later else "",
+                log_url=log + in_log.query(),
+                failed_log_url=log + LogFilter(user=person.user_id, state=State.FAILED).query()
+                if person.user_id
+                else "",
+            )
+        return self.render(request, context)
+
+
+class ResendFailed(Action):
+    """Every failed delivery of the user, oldest first, made due again (recorded as a bulk resend)."""
+
+    def post(self, request):
+        user_id = (request.POST.get("user_id") or "").strip()[:255]
+        back = f"{reverse('admin:user_history')}?{urlencode({'q': user_id})}"
+        if not user_id:
+            messages.error(request, "No user given.")
+            return HttpResponseRedirect(reverse("admin:user_history"))
+        job = bulk.create(LogFilter(user=user_id, state=State.FAILED), request.user, timezone.now())
+        if not job.total:
+            job.delete()
+            messages.info(request, f"No failed calls of {user_id} to resend.")
+            return HttpResponseRedirect(back)
+        bulk.run(job.pk)
+        job.refresh_from_db()
+        audit(request, job, f"Resent the failed calls of user {user_id}: {job.reopened} of {job.total}.")
+        messages.success(request, f"Resending {job.reopened} failed calls of {user_id}: their new attempts show below.")
+        return HttpResponseRedirect(back)

@@ -1,0 +1,112 @@
+"""A call's page: the payload, the Intercom requests it maps to now, warnings, attempts with their
+exchanges, and the links out."""
+
+import pytest
+from django.urls import reverse
+
+from forwarding.models import CallType, CompanyLink, ContactLink, EventName
+
+pytestmark = pytest.mark.django_db
+
+
+def detail(client, call):
+    return client.get(reverse("admin:call_detail", args=[call.pk]))
+
+
+def test_it_shows_the_payload_as_pretty_json(viewer_client, calls):
+    call = calls(event="Order Completed")
+    body = detail(viewer_client, call).content.decode()
+    assert "&quot;event&quot;: &quot;Order Completed&quot;" in body
+    assert '\n  "type"' in detail(viewer_client, call).context["detail"].payload_json
+
+
+def test_it_shows_the_requests_the_call_maps_to_now(viewer_client, calls):
+    call = calls(event="Order Completed", user_id="ada")
+    planned = detail(viewer_client, call).context["detail"].planned
+    assert [(p.method, p.path) for p in planned] == [
+        ("GET", "/contacts/find_by_external_id/ada"),
+        ("POST", "/events"),
+    ]
+    assert '"event_name": "Order Completed"' in planned[1].body
+    # Once the contact is known, the lookup is not needed.
+    ContactLink.objects.create(user_id="ada", contact_id="c-77")
+    planned = detail(viewer_client, call).context["detail"].planned
+    assert [(p.method, p.path) for p in planned] == [("POST", "/events")]
+
+
+def test_a_renamed_event_maps_to_its_new_name(viewer_client, calls):
+    target = EventName.objects.create(key="order placed", name="Order Placed")
+    EventName.objects.create(key="order completed", name="Order Completed", rename_to=target)
+    response = detail(viewer_client, calls(event="Order Completed"))
+    assert response.context["detail"].forwarded_name == "Order Placed"
+    assert '"event_name": "Order Placed"' in response.context["detail"].planned[-1].body
+    body = response.content.decode()
+    assert "forwarded as" in body
+    assert f'href="{reverse("admin:delivery_log")}?event=Order+Completed"' in body
+
+
+def test_a_group_call_maps_with_the_known_company_id(viewer_client, calls):
+    ContactLink.objects.create(user_id="ada", contact_id="c-1")
+    CompanyLink.objects.create(group_id="org-9", company_id="ic-9")
+    planned = detail(viewer_client, calls(type=CallType.GROUP, group_id="org-9")).context["detail"].planned
+    assert [(p.method, p.path) for p in planned] == [("POST", "/companies"), ("POST", "/contacts/c-1/companies")]
+    assert '"id": "ic-9"' in planned[1].body
+
+
+def test_a_skipped_call_says_why(viewer_client, calls):
+    body = detail(viewer_client, calls(type=CallType.SCREEN, event="Home", state="skipped")).content.decode()
+    assert "None: screen calls are not forwarded" in body
+
+
+def test_it_shows_warnings_and_every_attempt_with_its_exchanges(viewer_client, calls):
+    call = calls(state="delivered", warnings=["properties.tags: joined with commas"], attempt_count=2)
+    calls.attempt(call, outcome="retry", status=503, exchanges=[("POST", "/events", 503, '{"a": 1}', "busy")])
+    calls.attempt(call, outcome="delivered", status=202, exchanges=[("POST", "/events", 202, '{"a": 1}', "{}")])
+    response = detail(viewer_client, call)
+    body = response.content.decode()
+    assert "properties.tags: joined with commas" in body
+    attempts = response.context["detail"].attempts
+    assert [a.outcome for a in attempts] == ["delivered", "retry"]  # newest first
+    assert body.count('class="exchanges"') == 2
+    assert "Intercom-Version: 2.16" in body and "busy" in body
+    assert "Authorization" not in body
+
+
+def test_it_links_to_the_users_history_and_the_event_name(viewer_client, calls):
+    EventName.objects.create(key="signed up", name="Signed Up")
+    body = detail(viewer_client, calls(user_id="ada")).content.decode()
+    assert f'href="{reverse("admin:user_history")}?q=ada"' in body
+    assert f'href="{reverse("admin:event_names")}"' in body
+
+
+def test_an_expired_payload_is_shown_as_gone_and_cannot_be_resent(operator_client, calls):
+    call = calls(state="failed")
+    call.payload = None
+    call.save()
+    response = detail(operator_client, call)
+    body = response.content.decode()
+    assert 'id="payload-gone"' in body
+    assert 'id="resend-refusal"' in body and "no longer stored" in body
+    assert 'id="resend-button"' not in body
+
+
+def test_an_unknown_call_is_404(viewer_client, db):
+    assert viewer_client.get(reverse("admin:call_detail", args=[999999])).status_code == 404
+
+
+def test_a_delivery_on_its_way_reloads_the_page(viewer_client, calls):
+    assert detail(viewer_client, calls(state="delivering")).context["refresh"]
+    assert not detail(viewer_client, calls(state="failed")).context["refresh"]
+
+
+def test_the_page_costs_a_bounded_number_of_queries(viewer_client, calls, django_assert_max_num_queries):
+    EventName.objects.create(key="signed up", name="Signed Up")
+    call = calls(state="failed", attempt_count=30)
+    for _ in range(30):
+        calls.attempt(
+            call, outcome="retry", status=503, exchanges=[("GET", "/x", 200, "", ""), ("POST", "/events", 503, "", "")]
+        )
+    with django_assert_max_num_queries(13):
+        response = detail(viewer_client, call)
+    assert len(response.context["detail"].attempts) == 20
+    assert "10 earlier not shown" in response.content.decode()

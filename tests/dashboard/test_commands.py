@@ -1,0 +1,80 @@
+"""`manage.py resend` (the bulk resend from the shell, with a progress bar) and `manage.py
+seed_calls` (bulk seeding for the scale tests and benchmarks)."""
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from dashboard.models import BulkResend, JobStatus
+from forwarding.models import Call, CallType, Delivery, State, Trigger
+
+pytestmark = pytest.mark.django_db
+
+
+def resend(*args, answer=None, monkeypatch=None):
+    out = io.StringIO()
+    if answer is not None:
+        monkeypatch.setattr("sys.stdin", io.StringIO(answer + "\n"))
+    call_command("resend", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_resend_counts_then_resends_with_a_progress_bar(calls):
+    made = [calls(state="failed", event="Order Completed") for _ in range(3)]
+    calls(state="failed", event="Other")
+    calls(state="delivered", event="Order Completed")
+    output = resend("--state", "failed", "--event", "order completed", "--yes")
+    assert "3 deliveries match: state failed, event order completed." in output
+    assert "[##############################] 100%  3/3" in output
+    assert "Made 3 deliveries due again (0 left alone)" in output
+    reopened = Delivery.objects.filter(state=State.PENDING, trigger=Trigger.BULK)
+    assert sorted(reopened.values_list("pk", flat=True)) == [c.pk for c in made]
+    job = BulkResend.objects.get()
+    assert (job.status, job.created_by) == (JobStatus.DONE, None)
+
+
+def test_resend_asks_first(calls, monkeypatch):
+    calls(state="failed")
+    output = resend("--state", "failed", answer="n", monkeypatch=monkeypatch)
+    assert "Resend 1 deliveries? [y/N]" in output and "Nothing resent." in output
+    assert Delivery.objects.get().state == State.FAILED
+    resend("--state", "failed", answer="y", monkeypatch=monkeypatch)
+    assert Delivery.objects.get().state == State.PENDING
+
+
+def test_resend_needs_a_filter_or_all(calls):
+    calls(state="failed")
+    with pytest.raises(CommandError, match="at least one filter"):
+        resend("--yes")
+    assert "1 deliveries match: every call." in resend("--all", "--yes")
+
+
+def test_resend_refuses_bad_filters(db):
+    with pytest.raises(CommandError, match="status"):
+        resend("--status", "teapot", "--yes")
+
+
+def test_resend_with_nothing_to_do(calls):
+    calls(state="delivering")
+    output = resend("--all", "--yes")
+    assert "Left alone: 1 being sent now" in output and "Nothing to resend." in output
+    assert not BulkResend.objects.exists()
+
+
+def test_seed_calls_stores_calls_with_their_deliveries(db):
+    out = io.StringIO()
+    call_command("seed_calls", "500", "--users", "20", "--seed", "7", "--batch", "120", stdout=out)
+    assert "Seeded 500 calls for 20 users" in out.getvalue()
+    assert Call.objects.count() == Delivery.objects.count() == 500
+    assert Call.objects.values("message_id").distinct().count() == 500
+    states = set(Delivery.objects.values_list("state", flat=True))
+    assert {State.DELIVERED, State.FAILED, State.SKIPPED} <= states
+    assert State.PENDING not in states and State.DELIVERING not in states  # no worker picks them up
+    assert set(Call.objects.values_list("type", flat=True)) <= set(CallType.values)
+    call = Call.objects.filter(type=CallType.TRACK).select_related("delivery").first()
+    assert call.delivery.created_at == call.received_at and call.payload["event"] == call.event
+    # A second run adds to the first, and ids keep working for ordinary inserts (PostgreSQL's sequence).
+    call_command("seed_calls", "10", stdout=io.StringIO())
+    assert Call.objects.count() == 510
+    Call.objects.create(source=call.source, message_id="after-seed", type="track", timestamp=call.timestamp, payload={})
