@@ -92,14 +92,25 @@ USE_I18N = True
 USE_TZ = True
 
 # ------------------------------------------------------------------------------
-# Security
+# Security. Production is DJANGO_DEBUG off (the default): the secret key is required
+# (relay.E001), cookies are HTTPS-only and plain HTTP redirects to HTTPS, except the ingestion
+# API and /health, which never redirect (clients take a 3xx as delivered). `make run` serves
+# http://127.0.0.1 with DJANGO_SECURE_COOKIES=false, which turns the redirect off too.
+# `manage.py check --deploy` is clean once DJANGO_HSTS_SECONDS is set (and the two HSTS flags).
 # ------------------------------------------------------------------------------
 SESSION_COOKIE_SECURE = envbool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_SSL_REDIRECT = envbool("DJANGO_SSL_REDIRECT", SESSION_COOKIE_SECURE)
+SECURE_REDIRECT_EXEMPT = [r"^v1/", r"^health$"]
+# Off by default: a browser that has seen it refuses plain HTTP to this host for that long.
 SECURE_HSTS_SECONDS = envint("DJANGO_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("DJANGO_HSTS_PRELOAD", False)
+# Behind a TLS-terminating proxy: trust its X-Forwarded-Proto (else every request looks like HTTP
+# and the redirect loops) and its X-Forwarded-For.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("DJANGO_BEHIND_PROXY", False) else None
 
 # ------------------------------------------------------------------------------
