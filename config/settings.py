@@ -170,6 +170,8 @@ RELAY_RETRY_SCHEDULE = envdurations("RELAY_RETRY_SCHEDULE", "10s,1m,5m,30m,2h,6h
 # 401/403: the token is wrong; deliveries wait this long between tries, without limit.
 RELAY_AUTH_RETRY_SECONDS = envduration("RELAY_AUTH_RETRY_SECONDS", "5m")
 RELAY_LEASE_SECONDS = envduration("RELAY_LEASE_SECONDS", "2m")
+# How often the sweeper looks for due retries, expired leases and lost tasks.
+RELAY_SWEEP_INTERVAL = envduration("RELAY_SWEEP_INTERVAL", "5s")
 # A due delivery enqueued this long ago is enqueued again by the sweeper (its task was lost).
 RELAY_REENQUEUE_AFTER = envduration("RELAY_REENQUEUE_AFTER", "60s")
 RELAY_PAYLOAD_RETENTION_DAYS = envint("RELAY_PAYLOAD_RETENTION_DAYS", 30, minimum=1)
@@ -183,7 +185,8 @@ RELAY_LOG_RETENTION_DAYS = envint("RELAY_LOG_RETENTION_DAYS", 90, minimum=1)
 REDIS_URL = envstr("REDIS_URL")
 Q_CLUSTER = {
     "name": "relay",
-    "workers": envint("RELAY_WORKERS", 2, minimum=1),
+    # Deliveries wait on Intercom, not the CPU: more workers than cores (one also runs the sweeper).
+    "workers": envint("RELAY_WORKERS", 4, minimum=1),
     "timeout": 60,
     "retry": 90,
     "max_attempts": 3,

@@ -18,7 +18,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     (BASE_DIR / "var").mkdir(exist_ok=True)
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-relay-{os.getpid()}.sqlite3")}
 
-Q_CLUSTER = {**Q_CLUSTER, "name": "relay-test", "workers": 2, "poll": 0.1}
+Q_CLUSTER = {**Q_CLUSTER, "name": "relay-test", "workers": 3, "poll": 0.1}
 # Tests never reach the real Intercom: forwarding goes to the sandbox the test starts.
 INTERCOM_ACCESS_TOKEN = os.environ.get("INTERCOM_ACCESS_TOKEN", "test-intercom-token")
 # Live-server threads must not keep connections open past a test (PostgreSQL refuses to drop the

@@ -11,13 +11,13 @@ from django.utils import timezone
 
 from forwarding import event_names, policy, sending
 from forwarding.mapping import map_call
-from forwarding.models import Call, CallType, Delivery, EventName, Outcome, State, Trigger
+from forwarding.models import Call, CallType, ContactLink, Delivery, EventName, Outcome, State, Trigger
 from forwarding.recording import AttemptLog
 
 logger = logging.getLogger(__name__)
 
-# A task keeps a delivery whose next try is due soon (a first retry, a rate-limit window) rather
-# than leave it to the sweeper, which runs about once a minute; it gives up the worker after that.
+# A rate-limited delivery waits for the window in its task (the limit is shared: no other work could
+# be sent meanwhile); any other retry hands the worker back and is enqueued again by the sweeper.
 TASK_BUDGET_SECONDS = 40
 IN_TASK_WAIT_SECONDS = 15
 SWEEP_BATCH = 1000
@@ -77,10 +77,11 @@ def deliver(pk, budget=TASK_BUDGET_SECONDS):
             break
         user_id = delivery.user_id
         attempt(delivery)
-        delivery.refresh_from_db(fields=["state", "next_attempt_at", "user_id"])
+        delivery.refresh_from_db(fields=["state", "next_attempt_at", "user_id", "error_cause"])
         user_id = delivery.user_id
         wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
-        if delivery.state != State.PENDING or wait > IN_TASK_WAIT_SECONDS or time.monotonic() + wait > deadline:
+        rate_limited = delivery.state == State.PENDING and delivery.error_cause == "rate_limited"
+        if not rate_limited or wait > IN_TASK_WAIT_SECONDS or time.monotonic() + wait > deadline:
             break
         time.sleep(max(wait, 0))
     if user_id:
@@ -157,6 +158,9 @@ def attempt(delivery):
         logger.exception("delivery %s failed with an exception", delivery.pk)
         result = sending.Result(Outcome.ERROR, error=f"{exc.__class__.__name__}: {exc}"[:500], cause="relay_error")
     finish(delivery, log, result)
+    if result.outcome == Outcome.WAITING and ContactLink.objects.filter(user_id=user_id).exists():
+        # The identify succeeded while this attempt was looking: its release missed this one.
+        release_user(user_id)
     if result.outcome == Outcome.HELD and route is not None:
         event_names.refused_by_intercom(delivery.event_key, route.name)
     if result.outcome == Outcome.DELIVERED and call.type == CallType.IDENTIFY:
@@ -297,6 +301,40 @@ def reopen(pks, trigger):
     return reopened
 
 
+def lost_tasks(now):
+    """Due deliveries whose task seems lost: for each user only the oldest (the others are
+    blocked behind it and follow when it finishes), unless it was enqueued a moment ago."""
+    grace = now - timedelta(seconds=settings.RELAY_REENQUEUE_AFTER)
+    candidates = (
+        Delivery.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
+        .order_by("created_at", "pk")
+        .values_list("pk", "user_id", "enqueued_at", "next_attempt_at")[: SWEEP_BATCH * 5]
+    )
+    due, users = [], set()
+    for pk, user_id, enqueued_at, next_attempt_at in candidates:
+        if user_id:
+            if user_id in users:
+                continue
+            users.add(user_id)
+        if enqueued_at is None or enqueued_at < grace or enqueued_at < next_attempt_at:
+            due.append(pk)
+    return due[:SWEEP_BATCH]
+
+
+def sweep_for(seconds, interval):
+    """Sweep every `interval` seconds for `seconds` (the schedule starts this once a minute, so
+    that retries are enqueued within `interval` of being due)."""
+    deadline = time.monotonic() + seconds
+    totals = {}
+    while True:
+        for key, value in sweep().items():
+            if isinstance(value, int):
+                totals[key] = totals.get(key, 0) + value
+        if time.monotonic() + interval > deadline:
+            return totals
+        time.sleep(interval)
+
+
 def sweep(now=None):
     """Return expired leases to pending, re-enqueue due deliveries whose task was lost, and fail
     waiting deliveries past RELAY_WAIT_FOR_IDENTIFY. Returns counts."""
@@ -304,14 +342,7 @@ def sweep(now=None):
     expired = Delivery.objects.filter(state=State.DELIVERING, lease_expires_at__lt=now).update(
         state=State.PENDING, next_attempt_at=now, lease_expires_at=None, updated_at=now
     )
-    due = list(
-        Delivery.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
-        .filter(
-            Q(enqueued_at=None) | Q(enqueued_at__lt=now - timedelta(seconds=settings.RELAY_REENQUEUE_AFTER)) | Q(enqueued_at__lt=F("next_attempt_at"))
-        )
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:SWEEP_BATCH]
-    )
+    due = lost_tasks(now)
     if due:
         Delivery.objects.filter(pk__in=due).update(enqueued_at=now)
         enqueue(due)

@@ -8,7 +8,10 @@ def deliver(delivery_id):
 
 
 def sweep():
-    return services.sweep()
+    from django.conf import settings
+
+    # Started about once a minute by its schedule; sweeps every RELAY_SWEEP_INTERVAL meanwhile.
+    return services.sweep_for(50, settings.RELAY_SWEEP_INTERVAL)
 
 
 def prune():

@@ -1,6 +1,7 @@
 """Shared fixtures: data built in code, and no network outside loopback."""
 
 import socket
+import threading
 
 import pytest
 
@@ -111,9 +112,37 @@ def cluster_process(django_db_setup, django_db_blocker, sandbox_server, tmp_path
 @pytest.fixture
 def cluster(cluster_process):
     """The worker, running with the default test settings; `cluster.configure(NAME=value)` changes
-    them for one test (restarting it)."""
+    them for one test (restarting it). While the test runs, this process sweeps every second: the
+    worker's own sweeper schedule starts only about once a minute."""
     cluster_process.configure()
-    return cluster_process
+    sweeper = Sweeper()
+    sweeper.start()
+    yield cluster_process
+    sweeper.stop()
+
+
+class Sweeper(threading.Thread):
+    """services.sweep() every second in a thread of the test process."""
+
+    def __init__(self, interval=1.0):
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self):
+        from django.db import connection
+
+        from forwarding import services
+
+        try:
+            while not self.stopped.wait(self.interval):
+                services.sweep()
+        finally:
+            connection.close()
+
+    def stop(self):
+        self.stopped.set()
+        self.join(timeout=30)
 
 
 @pytest.fixture(autouse=True)
