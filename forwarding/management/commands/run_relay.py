@@ -31,8 +31,9 @@ EXPORTED = ["DJANGO_SECRET_KEY_FILE", "INTERCOM_API_BASE", "INTERCOM_ACCESS_TOKE
 # Seconds the web process gets to answer /health, and each child gets to exit after SIGTERM.
 READY_TIMEOUT = 60
 STOP_TIMEOUT = 30
-# gunicorn: 2 processes x 4 threads; a request may take 30 s (a 4 MB batch on a slow disk), and
-# a stopping worker gets 10 s to finish its requests. No access log: some URLs carry a write key.
+# gunicorn: 2 processes x 4 threads (gthread); --timeout only restarts a stuck worker, it does not
+# bound a slow client: in production a buffering reverse proxy does (README, Scale-out). A stopping
+# worker gets 10 s to finish its requests. No access log: some URLs carry a write key.
 # No control socket: it sits at one path per user, so two relays (or tests) would collide.
 GUNICORN_OPTIONS = ["--workers=2", "--threads=4", "--timeout=30", "--graceful-timeout=10", "--no-control-socket"]
 
