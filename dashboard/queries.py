@@ -253,15 +253,19 @@ def filtered(log_filter, now, driver):
 
 def search(text, prefix=""):
     """Exact match on userId, anonymousId, messageId or email; an email also finds the users whose
-    identify carried it. Each term has its own index."""
-    users_with_email = Call.objects.filter(email=text).exclude(user_id="").values("user_id")[:20]
-    return (
+    identify carried it. Each term has its own index: the users are looked up first (one query)
+    and listed, because PostgreSQL cannot combine a subquery with the other indexes."""
+    condition = (
         Q(**{f"{prefix}user_id": text})
         | Q(**{f"{prefix}anonymous_id": text})
         | Q(**{f"{prefix}message_id": text})
         | Q(**{f"{prefix}email": text})
-        | Q(**{f"{prefix}user_id__in": users_with_email})
     )
+    if "@" in text:
+        users = _distinct(Call.objects.filter(email=text).exclude(user_id=""), "user_id", 20)
+        if users:
+            condition |= Q(**{f"{prefix}user_id__in": users})
+    return condition
 
 
 def after(queryset, moment, position, newer=False):

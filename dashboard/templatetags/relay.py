@@ -3,6 +3,8 @@
 import json
 
 from django import template
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 from dashboard import queries
 
@@ -53,3 +55,14 @@ def thousands(value):
         return f"{int(value):,}"
     except (TypeError, ValueError):
         return value
+
+
+@register.filter
+def ago(moment, now=None):
+    """ "just now" under a minute, else "5 minutes ago"."""
+    if moment is None:
+        return "never"
+    now = now or timezone.now()
+    if (now - moment).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(moment, now)} ago"

@@ -52,7 +52,7 @@ class Command(BaseCommand):
         parser.add_argument("count", type=int)
         parser.add_argument("--users", type=int, default=0, help="distinct users (default: count / 20)")
         parser.add_argument("--days", type=float, default=30, help="spread over this many days up to now")
-        parser.add_argument("--batch", type=int, default=5000)
+        parser.add_argument("--batch", type=int, default=10000)
         parser.add_argument("--seed", type=int, default=None, help="random seed, for repeatable data")
 
     def handle(self, *args, count, users, days, batch, seed, **options):
@@ -187,7 +187,14 @@ def insert(model, rows):
     columns = [(field.attname, _converter(field)) for field in fields]
     values = [tuple(convert(row[name] if name in row else defaults[name]) for name, convert in columns) for row in rows]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, values)
+        if connection.vendor == "postgresql":
+            # COPY: several times faster than INSERTs on PostgreSQL.
+            copy_sql = f"COPY {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) FROM STDIN"
+            with cursor.cursor.copy(copy_sql) as copy:
+                for value in values:
+                    copy.write_row(value)
+        else:
+            cursor.executemany(sql, values)
 
 
 def _converter(field):

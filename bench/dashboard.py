@@ -1,0 +1,122 @@
+"""Dashboard: how long the pages take, and how many queries, with 10,000 and then 1,000,000 stored
+calls (seeded with `manage.py seed_calls`). Goal: every page within the query bound its test
+sets (tests/dashboard/), whatever the size, and never a COUNT over the calls.
+
+Pages are requested in-process through Django's test client as a Viewer (the role's permission
+queries included): the median of a few runs after one warm-up.
+
+    PYTHONPATH=. .venv/bin/python bench/dashboard.py           (or: make bench)
+    BENCH_DASHBOARD_SIZES=10000,100000 ...                      (other sizes)
+"""
+
+import io
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench import support  # noqa: E402
+
+SIZES = [int(size) for size in os.environ.get("BENCH_DASHBOARD_SIZES", "10000,1000000").split(",")]
+RUNS = int(os.environ.get("BENCH_DASHBOARD_RUNS", 5))
+# (name, path, query bound): the bounds are the suite's (tests/dashboard/test_scale.py).
+PAGES = [
+    ("overview", "/admin/", 16),
+    ("log, first page", "/admin/log/", 10),
+    ("log, next page", None, 10),
+    ("log, state failed", "/admin/log/?state=failed", 10),
+    ("log, failed track, 7 days", "/admin/log/?state=failed&type=track&range=7d", 10),
+    ("log, event name", "/admin/log/?event=seeded+event+07", 10),
+    ("log, HTTP 5xx", "/admin/log/?status=5xx", 10),
+    ("log, search userId", "/admin/log/?q=seed-user-42", 10),
+    ("log, search email", "/admin/log/?q=seed-user-42%40example.com", 10),
+    ("user history", "/admin/users/?q=seed-user-42", 16),
+    ("call detail", None, 13),
+    ("bulk resend count, failed", "/admin/resend/?state=failed", 12),
+]
+
+
+def main():
+    support.stop_on_sigterm()
+    with support.fresh_backend() as backend:
+        support.setup_django(backend)
+        client = viewer_client()
+        figures, stored = [], 0
+        for size in SIZES:
+            seeded = seed(size - stored)
+            stored = size
+            figures.append(
+                support.Figure(f"seed_calls @{label(size)}", seeded, "calls/s", notes={"calls stored": size})
+            )
+            figures += measure(client, size)
+        support.report("dashboard", backend, figures)
+
+
+def viewer_client():
+    from django.contrib.auth.models import Group, User
+    from django.test import Client
+
+    user = User.objects.create_user("bench-viewer", "", "x", is_staff=True)
+    user.groups.add(Group.objects.get(name="Viewers"))
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+    return client
+
+
+def seed(count):
+    """Add `count` calls; returns calls stored per second."""
+    from django.core.management import call_command
+
+    started = time.monotonic()
+    call_command(
+        "seed_calls", str(count), "--users", str(max(count // 20, 1)), "--seed", str(count), stdout=io.StringIO()
+    )
+    return count / (time.monotonic() - started)
+
+
+def measure(client, size):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from dashboard.filters import LogFilter
+    from dashboard.queries import log_page
+    from forwarding.models import Call
+
+    paths = {
+        "log, next page": f"/admin/log/?after={log_page(LogFilter(), timezone.now()).older}",
+        "call detail": f"/admin/calls/{Call.objects.order_by('-id').values_list('id', flat=True).first()}/",
+    }
+    figures = []
+    for name, path, bound in PAGES:
+        path = path or paths[name]
+        assert client.get(path, secure=True).status_code == 200, path  # warm-up
+        timings = []
+        for _ in range(RUNS):
+            started = time.monotonic()
+            client.get(path, secure=True)
+            timings.append((time.monotonic() - started) * 1000)
+        with CaptureQueriesContext(connection) as captured:
+            client.get(path, secure=True)
+        counts = [q for q in captured if "COUNT(" in q["sql"].upper() and 'FROM "forwarding_call"' in q["sql"]]
+        figures.append(
+            support.Figure(
+                f"{name} @{label(size)}",
+                round(statistics.median(timings), 1),
+                "ms",
+                goal=f"<= {bound} queries, no COUNT of calls",
+                met=len(captured) <= bound and not counts,
+                notes={"queries": len(captured), "slowest run": f"{max(timings):.1f} ms"},
+            )
+        )
+    return figures
+
+
+def label(size):
+    return f"{size // 1_000_000}M" if size >= 1_000_000 and size % 1_000_000 == 0 else f"{size // 1000}k"
+
+
+if __name__ == "__main__":
+    main()
