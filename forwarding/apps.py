@@ -12,3 +12,9 @@ class ForwardingConfig(AppConfig):
         from forwarding.schedules import ensure_schedules
 
         post_migrate.connect(ensure_schedules, sender=self)
+
+        from django_q.signals import post_spawn
+
+        from forwarding.services import worker_started
+
+        post_spawn.connect(worker_started, dispatch_uid="relay-worker-started")

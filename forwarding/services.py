@@ -5,13 +5,13 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from forwarding import event_names, policy, sending
 from forwarding.mapping import map_call
-from forwarding.models import Call, CallType, ContactLink, Delivery, EventName, Outcome, State, Trigger
+from forwarding.models import Call, CallType, ContactLink, Delivery, EventName, Outcome, State, Trigger, WorkerStart
 from forwarding.recording import AttemptLog
 
 logger = logging.getLogger(__name__)
@@ -60,11 +60,18 @@ def accept(calls):
 
 
 def enqueue(delivery_ids):
-    """Put one task per delivery on the queue."""
+    """Put one task per delivery on the queue. A broker that is down (a Redis restart) is logged,
+    not raised: the deliveries are stored and the sweeper enqueues them again."""
     from django_q.tasks import async_task
 
-    for pk in delivery_ids:
-        async_task("forwarding.tasks.deliver", pk, task_name=f"deliver-{pk}", save=False)
+    for done, pk in enumerate(delivery_ids):
+        try:
+            async_task("forwarding.tasks.deliver", pk, task_name=f"deliver-{pk}", save=False)
+        except Exception:  # the broker's errors (redis, database) have no common base class
+            logger.warning("task queue unavailable; %d deliveries left to the sweeper", len(delivery_ids) - done)
+            Delivery.objects.filter(pk__in=delivery_ids[done:]).update(enqueued_at=None)
+            return False
+    return True
 
 
 def deliver(pk, budget=TASK_BUDGET_SECONDS):
@@ -301,10 +308,22 @@ def reopen(pks, trigger):
     return reopened
 
 
+def worker_started(**kwargs):
+    """django-q2's post_spawn: a worker process (re)started; what was enqueued before may be lost."""
+    try:
+        WorkerStart.objects.update_or_create(name="workers", defaults={"started_at": timezone.now()})
+    except DatabaseError:
+        logger.warning("could not record a worker start", exc_info=True)
+
+
 def lost_tasks(now):
     """Due deliveries whose task seems lost: for each user only the oldest (the others are
-    blocked behind it and follow when it finishes), unless it was enqueued a moment ago."""
+    blocked behind it and follow when it finishes), unless it was enqueued a moment ago and no
+    worker has restarted since."""
     grace = now - timedelta(seconds=settings.RELAY_REENQUEUE_AFTER)
+    restart = WorkerStart.objects.values_list("started_at", flat=True).first()
+    if restart is not None and grace < restart <= now:
+        grace = restart
     candidates = (
         Delivery.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
         .order_by("created_at", "pk")

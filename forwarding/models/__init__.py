@@ -2,7 +2,14 @@ from forwarding.models.calls import Call, CallType, RejectedMessage, Source, has
 from forwarding.models.deliveries import Attempt, Delivery, Exchange, Outcome, State, Trigger
 from forwarding.models.event_names import EventName, EventNameHour, NameStatus
 from forwarding.models.ingest_limits import IngestWindow
-from forwarding.models.intercom import CompanyLink, ContactLink, DataAttribute, IntercomStatus, RateLimitWindow
+from forwarding.models.intercom import (
+    CompanyLink,
+    ContactLink,
+    DataAttribute,
+    IntercomStatus,
+    RateLimitWindow,
+    WorkerStart,
+)
 
 __all__ = [
     "Attempt",
@@ -24,5 +31,6 @@ __all__ = [
     "Source",
     "State",
     "Trigger",
+    "WorkerStart",
     "hash_key",
 ]

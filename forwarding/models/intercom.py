@@ -79,3 +79,14 @@ class IntercomStatus(models.Model):
     @classmethod
     def get(cls):
         return cls.objects.get_or_create(name="intercom")[0]
+
+
+class WorkerStart(models.Model):
+    """When a worker process last started (one row): tasks enqueued before it may have been lost
+    with the worker it replaced (the Redis broker keeps no receipts), so the sweeper sends them again."""
+
+    name = models.CharField(max_length=20, primary_key=True, default="workers")
+    started_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"workers started {self.started_at}"
