@@ -1,18 +1,24 @@
-"""Forwarding: deliveries/s of real `qcluster` workers to the Intercom sandbox (its own process).
+"""Forwarding: deliveries/s of a real `qcluster` to the Intercom sandbox (its own process), in
+three phases over one backlog, one cluster and one sandbox whose limit changes between them:
 
-1. Under a limit: the sandbox allows N requests per window (LIMITS). Figure: deliveries/s as a
-   share of the limit (goal >= 0.95), and the share of requests answered 429 (goal < 1%).
-2. Overhead: no limit. Figure: deliveries/s against a bare single-threaded `requests` loop that
-   replays the very HTTP calls the relay made (goal >= 1.0). Also the peak RSS of a worker.
+1. Under the goal's limit, 100 requests per 2-second window (50/s): deliveries/s as a share of
+   the limit (goal >= 0.95), and the share of requests answered 429 (goal < 1%).
+2. Under 20 per 2 s (10/s), below what the relay can do even on a small machine: the limiter's
+   own behaviour, apart from the relay's speed.
+3. No limit: deliveries/s against a bare single-threaded `requests` loop that replays the very
+   HTTP calls the relay made (goal >= 1.0); the qcluster's CPU time per delivery, the queries of
+   one delivery, and the peak RSS of a task worker.
 
 Users are identified and their contacts cached (ContactLink rows, contacts in the sandbox), so
-each delivery is one POST /events. Calls are stored and queued as ingestion does before the
-cluster starts; the clock starts once deliveries flow.
+each delivery is one POST /events. The calls are stored and queued as ingestion does before the
+cluster starts. Each phase is measured over whole windows of the sandbox (aligned on the epoch)
+after two windows of settling, so that the relay has learnt the new limit from the headers.
 
-    PYTHONPATH=. .venv/bin/python bench/forwarding.py [limit|overhead]   (default: both)
+    PYTHONPATH=. .venv/bin/python bench/forwarding.py
 """
 
 import contextlib
+import itertools
 import os
 import sys
 import time
@@ -23,71 +29,73 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import support  # noqa: E402
 
 USERS = 200
-# (requests, per seconds): the goal's limit, 50/s; then 10/s, below what the relay can do on a
-# small machine, so that the limiter's own behaviour shows even when the first is out of reach.
-LIMITS = [(100, 2), (20, 2)]
-LIMIT_SECONDS = int(os.environ.get("BENCH_LIMIT_SECONDS", 16))  # a whole number of windows
-OVERHEAD_SECONDS = float(os.environ.get("BENCH_OVERHEAD_SECONDS", 12))
-OVERHEAD_CALLS = int(os.environ.get("BENCH_OVERHEAD_CALLS", 2500))
+WINDOW = 2  # seconds, the sandbox's rate-limit window in every phase
+LIMITS = [100, 20]  # requests per WINDOW: 50/s (the goal's), then 10/s
+LIMIT_SECONDS = int(os.environ.get("BENCH_LIMIT_SECONDS", 10))  # a whole number of windows
+FREE_SECONDS = float(os.environ.get("BENCH_FREE_SECONDS", 10))
+# Calls queued for phase 3: enough for ~150 deliveries/s; fewer is measured until they run out.
+FREE_CALLS = int(os.environ.get("BENCH_FREE_CALLS", 1500))
+SETTLE_WINDOWS = 2
 BARE_SECONDS = 5.0
-WARMUP_SECONDS = 2.0  # after the first delivery, before the clock starts
-DRAIN_TIMEOUT = 60
 
 
-def main(parts):
+def main():
     support.stop_on_sigterm()
     with support.fresh_backend() as backend:
         support.setup_django(backend)
-        figures = []
-        if "limit" in parts:
-            for limit, window in LIMITS:
-                reset_database()
-                figures += under_limit(backend, limit, window)
-        if "overhead" in parts:
-            reset_database()
-            figures += overhead(backend)
+        with contextlib.ExitStack() as stack:
+            _, sandbox = support.start_sandbox(stack, backend)
+            users = support.user_ids(USERS)
+            support.seed_contacts(sandbox, users)
+            store_tracks(users, backlog_size())
+            configure_limit(sandbox, LIMITS[0])
+            qcluster = support.start_qcluster(stack, backend, sandbox)
+            sampler = support.PeakSampler(qcluster.pid)
+            wait_first_delivery()
+            figures = []
+            for limit in LIMITS:
+                figures += under_limit(sandbox, limit)
+            free = without_limit(sandbox, qcluster)
+            peaks = sampler.stop()
+            workers = support.worker_pids(qcluster)
+            qcluster.stop()
+            free["per delivery"] = queries_per_delivery(backend, sandbox)
+        figures += free_figures(free) + [memory_figure(peaks, workers)]
         support.report("forwarding", backend, figures)
 
 
-def reset_database():
-    """Empty every table between the two parts (the schedules come back with post_migrate)."""
-    from django.core.management import call_command
-
-    call_command("flush", interactive=False, verbosity=0)
-
-
-# -- 1. under a limit ------------------------------------------------------------------------------
+def backlog_size():
+    """Calls for the three phases: each limited phase runs SETTLE_WINDOWS + its measured windows
+    (+1 for alignment) at the limit; the last gets FREE_CALLS."""
+    windows = SETTLE_WINDOWS + LIMIT_SECONDS // WINDOW + 1
+    return sum(limit * windows for limit in LIMITS) + FREE_CALLS
 
 
-def under_limit(backend, limit, window):
-    allowed = limit / window
-    calls = int(allowed * (LIMIT_SECONDS + 2 * WARMUP_SECONDS + 2 * window + 4))
-    with contextlib.ExitStack() as stack:
-        _, sandbox = support.start_sandbox(stack, backend)
-        users = support.user_ids(USERS)
-        support.seed_contacts(sandbox, users)
-        support.sandbox_control(sandbox, "config", {"rate_limit": limit, "rate_limit_window": window})
-        store_tracks(users, calls)
-        support.start_qcluster(stack, backend, sandbox)
-        first = wait_first_delivery()
-        # Whole windows only: the sandbox's windows start at multiples of `window` since the epoch.
-        start = next_window(first + timedelta(seconds=WARMUP_SECONDS), window)
-        end = start + timedelta(seconds=LIMIT_SECONDS)
-        sleep_until(end + timedelta(seconds=0.5))
-        counters = support.sandbox_control(sandbox, "state")["counters"]
+def configure_limit(sandbox, limit):
+    support.sandbox_control(sandbox, "config", {"rate_limit": limit, "rate_limit_window": WINDOW})
+
+
+# -- phases 1 and 2: under a limit -----------------------------------------------------------------
+
+
+def under_limit(sandbox, limit):
+    """Set the sandbox's limit at a window boundary, settle, measure whole windows."""
+    boundary = next_window(datetime.now(UTC))
+    sleep_until(boundary)
+    configure_limit(sandbox, limit)
+    start = boundary + timedelta(seconds=SETTLE_WINDOWS * WINDOW)
+    end = start + timedelta(seconds=LIMIT_SECONDS)
+    sleep_until(end + timedelta(seconds=0.3))
     delivered = delivered_between(start, end)
+    statuses = exchange_statuses(start, end)
+    total = sum(statuses.values())
+    share_429 = statuses.get(429, 0) / total if total else 0.0
+    allowed = limit / WINDOW
     rate = delivered / LIMIT_SECONDS
-    exchanges = exchange_statuses()
-    total = sum(exchanges.values())
-    share_429 = exchanges.get(429, 0) / total if total else 0.0
-    notes = {
-        "measured": f"{LIMIT_SECONDS} s = {LIMIT_SECONDS // window} windows of {window} s, {delivered} deliveries",
-        "relay's exchanges by status (whole run)": exchanges,
-        "sandbox counters": {k: v for k, v in counters.items() if k.startswith(("status.", "events.", "violations"))},
-    }
+    measured = f"{LIMIT_SECONDS} s = {LIMIT_SECONDS // WINDOW} windows of {WINDOW} s, {delivered} deliveries"
     return [
         support.Figure(
-            f"deliveries under a limit of {limit}/{window} s",
+            f"deliveries under a limit of {limit}/{WINDOW} s",
             round(rate, 2),
             "deliveries/s",
             "the limit",
@@ -95,69 +103,101 @@ def under_limit(backend, limit, window):
             support.ratio(rate, allowed),
             ">= 0.95 x limit",
             rate >= 0.95 * allowed,
-            notes,
+            {"measured": measured, "requests by status": statuses},
         ),
         support.Figure(
-            f"requests answered 429 under the limit of {limit}/{window} s",
+            f"requests answered 429 under the limit of {limit}/{WINDOW} s",
             round(100 * share_429, 2),
             "% of requests",
             goal="< 1%",
             met=share_429 < 0.01,
-            notes={"429": exchanges.get(429, 0), "requests": total},
         ),
     ]
 
 
-def next_window(moment, window):
+def next_window(moment):
     """The first window boundary at or after `moment`."""
-    boundary = -(-moment.timestamp() // window) * window
+    boundary = -(-moment.timestamp() // WINDOW) * WINDOW
     return datetime.fromtimestamp(boundary, UTC)
 
 
-# -- 2. overhead -----------------------------------------------------------------------------------
+# -- phase 3: without a limit ----------------------------------------------------------------------
 
 
-def overhead(backend):
-    with contextlib.ExitStack() as stack:
-        _, sandbox = support.start_sandbox(stack, backend)
-        users = support.user_ids(USERS)
-        support.seed_contacts(sandbox, users)
-        store_tracks(users, OVERHEAD_CALLS)
-        qcluster = support.start_qcluster(stack, backend, sandbox)
-        sampler = support.PeakSampler(qcluster.pid)
-        first = wait_first_delivery()
-        start = first + timedelta(seconds=WARMUP_SECONDS)
-        end = wait_window_end(start, OVERHEAD_SECONDS)
-        peaks = sampler.stop()
-        workers = support.worker_pids(qcluster)
-        relay_rate = delivered_between(start, end) / (end - start).total_seconds()
-        bare_rate, replayed = bare_loop(sandbox, replay_requests(), BARE_SECONDS)
-        qcluster.stop()
-        per_delivery = queries_per_delivery(backend, sandbox)
-    from django.conf import settings
+def without_limit(sandbox, qcluster):
+    """Deliveries/s and qcluster CPU per delivery with no limit, then the bare loop's rate."""
+    support.sandbox_control(sandbox, "config", {"rate_limit": None})
+    # One window for the relay's last known window to run out.
+    start = datetime.now(UTC) + timedelta(seconds=WINDOW)
+    sleep_until(start)
+    cpu_before = support.group_cpu_seconds(qcluster.pid)
+    end = wait_window_end(start, FREE_SECONDS)
+    cpu = support.group_cpu_seconds(qcluster.pid) - cpu_before
+    delivered = delivered_between(start, end)
+    seconds = (end - start).total_seconds()
+    bare_rate, distinct, bare_cpu_ms = bare_loop(sandbox, replay_requests(start, end), BARE_SECONDS)
+    return {
+        "rate": delivered / seconds,
+        "bare_rate": bare_rate,
+        "measured": f"{seconds:.1f} s, {delivered} deliveries",
+        "cpu_ms": 1000 * cpu / max(delivered, 1),
+        "bare_cpu_ms": bare_cpu_ms,
+        "distinct": distinct,
+    }
 
-    worker_peak = round(max((peaks.get(pid, 0) for pid in workers), default=0) / 1024, 1)
-    other_peak = round(max((kb for pid, kb in peaks.items() if pid not in workers), default=0) / 1024, 1)
-    measured = f"{(end - start).total_seconds():.1f} s after {WARMUP_SECONDS:.0f} s of warm-up"
-    return [
-        support.Figure(
-            f"deliveries without a limit ({settings.Q_CLUSTER['workers']} workers)",
-            round(relay_rate, 1),
-            "deliveries/s",
-            f"bare requests loop replaying the relay's {replayed} requests",
-            round(bare_rate, 1),
-            support.ratio(relay_rate, bare_rate),
-            ">= 1.0 x baseline",
-            relay_rate >= bare_rate,
-            {"measured": measured, "per delivery": per_delivery},
-        ),
-        support.Figure(
-            "worker peak RSS (VmHWM, qcluster task worker)",
-            worker_peak,
-            "MB",
-            notes={"largest other qcluster process (guard, pusher, monitor)": f"{other_peak} MB"},
-        ),
-    ]
+
+def wait_window_end(start, seconds):
+    """`seconds` after `start`, or the last delivery if the backlog ran out before then."""
+    from forwarding.models import Delivery, State
+
+    end = start + timedelta(seconds=seconds)
+    while datetime.now(UTC) < end:
+        if not Delivery.objects.exclude(state=State.DELIVERED).exists():
+            last = Delivery.objects.order_by("-delivered_at").values_list("delivered_at", flat=True).first()
+            return max(last, start + timedelta(seconds=1))
+        time.sleep(0.25)
+    return end
+
+
+def replay_requests(start, end):
+    """The HTTP requests the relay made in [start, end), in order: (method, path, body)."""
+    from forwarding.models import Exchange
+
+    rows = (
+        Exchange.objects.filter(status__lt=300, attempt__started_at__gte=start, attempt__started_at__lt=end)
+        .order_by("id")
+        .values_list("method", "path", "request_body")
+    )
+    return [(method, path, body.encode()) for method, path, body in rows]
+
+
+def bare_loop(sandbox, requests_to_make, seconds):
+    """Requests/s of one thread replaying the requests (in a loop, for `seconds`) with a
+    keep-alive requests.Session, as the relay's client sends them; also how many distinct
+    requests there were and the loop's CPU ms per request."""
+    import requests
+
+    session = requests.Session()
+    session.headers.update(
+        {
+            "Authorization": f"Bearer {support.SANDBOX_TOKEN}",
+            "Intercom-Version": "2.16",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
+    )
+    started, cpu_started = time.monotonic(), time.process_time()
+    done = 0
+    for method, path, body in itertools.cycle(requests_to_make):
+        response = session.request(method, sandbox + path, data=body, timeout=30)
+        # What the relay's client does with an answer: parse it when there is one.
+        _ = response.json() if response.content else None
+        done += response.ok
+        if time.monotonic() - started > seconds:
+            break
+    elapsed, cpu = time.monotonic() - started, time.process_time() - cpu_started
+    session.close()
+    return (done / elapsed if elapsed else 0.0), len(requests_to_make), 1000 * cpu / max(done, 1)
 
 
 def queries_per_delivery(backend, sandbox):
@@ -181,57 +221,38 @@ def queries_per_delivery(backend, sandbox):
     return support.count_queries(lambda: services.deliver(second), backend.redis_url)
 
 
-def wait_window_end(start, seconds):
-    """The end of the measured window: `seconds` after `start`, or the last delivery if all
-    calls were delivered before then."""
-    from forwarding.models import Delivery, State
+def free_figures(free):
+    from django.conf import settings
 
-    end = start + timedelta(seconds=seconds)
-    deadline = time.monotonic() + seconds + DRAIN_TIMEOUT
-    while datetime.now(UTC) < end and time.monotonic() < deadline:
-        if not Delivery.objects.exclude(state=State.DELIVERED).exists():
-            last = Delivery.objects.order_by("-delivered_at").values_list("delivered_at", flat=True).first()
-            return max(last, start + timedelta(seconds=1))
-        time.sleep(0.25)
-    return end
+    return [
+        support.Figure(
+            f"deliveries without a limit ({settings.Q_CLUSTER['workers']} workers)",
+            round(free["rate"], 1),
+            "deliveries/s",
+            f"bare requests loop replaying the relay's {free['distinct']} requests",
+            round(free["bare_rate"], 1),
+            support.ratio(free["rate"], free["bare_rate"]),
+            ">= 1.0 x baseline",
+            free["rate"] >= free["bare_rate"],
+            {
+                "measured": free["measured"],
+                "CPU per delivery": f"{free['cpu_ms']:.1f} ms in the qcluster processes "
+                f"(bare loop: {free['bare_cpu_ms']:.1f} ms per request)",
+                "per delivery": free["per delivery"],
+            },
+        )
+    ]
 
 
-def replay_requests():
-    """The HTTP requests the relay made, in order: (method, path, body)."""
-    from forwarding.models import Exchange
-
-    rows = Exchange.objects.filter(status__lt=300).order_by("id").values_list("method", "path", "request_body")
-    return [(method, path, body.encode()) for method, path, body in rows]
-
-
-def bare_loop(sandbox, requests_to_make, seconds):
-    """Requests/s of one thread replaying the requests (in a loop, for `seconds`) with a
-    keep-alive requests.Session, as the relay's client sends them."""
-    import itertools
-
-    import requests
-
-    session = requests.Session()
-    session.headers.update(
-        {
-            "Authorization": f"Bearer {support.SANDBOX_TOKEN}",
-            "Intercom-Version": "2.16",
-            "Accept": "application/json",
-            "Content-Type": "application/json",
-        }
+def memory_figure(peaks, workers):
+    worker_peak = round(max((peaks.get(pid, 0) for pid in workers), default=0) / 1024, 1)
+    other_peak = round(max((kb for pid, kb in peaks.items() if pid not in workers), default=0) / 1024, 1)
+    return support.Figure(
+        "worker peak RSS (VmHWM, qcluster task worker)",
+        worker_peak,
+        "MB",
+        notes={"largest other qcluster process (guard, pusher, monitor)": f"{other_peak} MB"},
     )
-    started = time.monotonic()
-    done = 0
-    for method, path, body in itertools.cycle(requests_to_make):
-        response = session.request(method, sandbox + path, data=body, timeout=30)
-        # What the relay's client does with an answer: parse it when there is one.
-        _ = response.json() if response.content else None
-        done += response.ok
-        if time.monotonic() - started > seconds:
-            break
-    elapsed = time.monotonic() - started
-    session.close()
-    return (done / elapsed if elapsed else 0.0), len(requests_to_make)
 
 
 # -- shared ----------------------------------------------------------------------------------------
@@ -263,12 +284,17 @@ def delivered_between(start, end):
     return Delivery.objects.filter(delivered_at__gte=start, delivered_at__lt=end).count()
 
 
-def exchange_statuses():
+def exchange_statuses(start, end):
+    """{status: count} of the requests whose attempt started in [start, end)."""
     from django.db.models import Count
 
     from forwarding.models import Exchange
 
-    rows = Exchange.objects.values_list("status").annotate(n=Count("id"))
+    rows = (
+        Exchange.objects.filter(attempt__started_at__gte=start, attempt__started_at__lt=end)
+        .values_list("status")
+        .annotate(n=Count("id"))
+    )
     return {status: n for status, n in rows}
 
 
@@ -279,4 +305,4 @@ def sleep_until(moment):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["limit", "overhead"])
+    main()

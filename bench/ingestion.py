@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import support  # noqa: E402
 
 THREADS = 8  # gunicorn serves 2 processes x 4 threads
-SECONDS = float(os.environ.get("BENCH_INGESTION_SECONDS", 8))
+SECONDS = float(os.environ.get("BENCH_INGESTION_SECONDS", 6))
 WARMUP_REQUESTS = 3  # per thread, before the clock starts: gunicorn workers import lazily
 BATCH_SIZE = 100
 USERS = 1000
@@ -40,8 +40,10 @@ def main():
         with contextlib.ExitStack() as stack:
             gunicorn, base = support.start_gunicorn(stack, backend)
             headers = {"Authorization": support.basic_auth(write_key), "Content-Type": "application/json"}
-            single = run_load(base, headers, "/v1/track", single_bodies, 1, lambda: web_worker_memory(gunicorn))
-            batch = run_load(base, headers, "/v1/batch", batch_bodies, BATCH_SIZE)
+            single = run_load(
+                base, headers, "/v1/track", single_bodies, 1, gunicorn, lambda: web_worker_memory(gunicorn)
+            )
+            batch = run_load(base, headers, "/v1/batch", batch_bodies, BATCH_SIZE, gunicorn)
             workers = [pid for pid in support.group_members(gunicorn.pid) if pid != gunicorn.pid]
             web = {"peak_mb": support.peak_rss_mb(workers), "idle_mb": max(single["warm"].values(), default=0)}
         web["queued"] = queue_length(backend)
@@ -72,8 +74,9 @@ def batch_bodies(thread, counter):
         yield json.dumps({"batch": messages, "sentAt": messages[0]["timestamp"]}).encode()
 
 
-def run_load(base, headers, path, bodies, calls_per_request, on_warm=None):
-    """THREADS keep-alive clients post as fast as answers come, for SECONDS; returns counts.
+def run_load(base, headers, path, bodies, calls_per_request, gunicorn, on_warm=None):
+    """THREADS keep-alive clients post as fast as answers come, for SECONDS; returns counts
+    and gunicorn's CPU time per call.
 
     `on_warm()` runs once every client has sent its warm-up requests, before the clock starts.
     """
@@ -103,12 +106,14 @@ def run_load(base, headers, path, bodies, calls_per_request, on_warm=None):
         thread.start()
     warmed.wait(timeout=120)
     warm = on_warm() if on_warm else None
+    cpu_before = support.group_cpu_seconds(gunicorn.pid)
     started = time.monotonic()
     stop_at[0] = started + SECONDS
     go.set()
     for thread in threads:
         thread.join(timeout=SECONDS + 90)
     elapsed = time.monotonic() - started
+    cpu = support.group_cpu_seconds(gunicorn.pid) - cpu_before
     ok = sum(t["ok"] for t in tallies)
     failed = {}
     for tally in tallies:
@@ -121,6 +126,7 @@ def run_load(base, headers, path, bodies, calls_per_request, on_warm=None):
         "sent_calls": (ok + THREADS * WARMUP_REQUESTS) * calls_per_request,
         "calls_per_s": ok * calls_per_request / elapsed,
         "requests_per_s": ok / elapsed,
+        "cpu_ms_per_call": 1000 * cpu / max(ok * calls_per_request, 1),
         "warm": warm,
     }
 
@@ -173,14 +179,14 @@ def bulk_insert_rate(source, rows):
     now = timezone.now()
     prefix = uuid.uuid4().hex[:8]
     calls = [baseline_call(source, n, now, prefix) for n in range(rows)]
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     for start in range(0, rows, BASELINE_CHUNK):
         chunk = calls[start : start + BASELINE_CHUNK]
         with transaction.atomic():
             Call.objects.bulk_create(chunk)
             Delivery.objects.bulk_create([baseline_delivery(call, now) for call in chunk])
-    elapsed = time.monotonic() - started
-    return {"rows": rows, "rows_per_s": rows / elapsed if elapsed else 0.0}
+    elapsed, cpu = time.monotonic() - started, time.process_time() - cpu_started
+    return {"rows": rows, "rows_per_s": rows / elapsed if elapsed else 0.0, "cpu_ms_per_row": 1000 * cpu / max(rows, 1)}
 
 
 def baseline_call(source, n, now, prefix):
@@ -226,6 +232,7 @@ def figures(single, batch, baseline, web, stored):
     notes = lambda load: {  # noqa: E731
         "requests/s": round(load["requests_per_s"], 1),
         "non-200 answers": load["failed"] or "none",
+        "gunicorn CPU per call": f"{load['cpu_ms_per_call']:.2f} ms",
         "per request": load["queries"],
     }
     return [
@@ -247,7 +254,12 @@ def figures(single, batch, baseline, web, stored):
             batch_ratio,
             f">= {GOAL} x baseline",
             batch_ratio is not None and batch_ratio >= GOAL,
-            notes={**notes(batch), "stored": stored, "tasks left queued (no qcluster)": web["queued"]},
+            notes={
+                **notes(batch),
+                "bulk insert CPU per row (this process)": f"{baseline['cpu_ms_per_row']:.2f} ms",
+                "stored": stored,
+                "tasks left queued (no qcluster)": web["queued"],
+            },
         ),
         support.Figure(
             "web worker peak RSS (VmHWM, gunicorn worker)",

@@ -38,7 +38,7 @@ RESULTS = BENCH / "RESULTS.md"
 BENCHMARKS = ["ingestion", "forwarding", "latency"]
 # Written by another engineer; run when it exists (same environment, same protocol).
 OPTIONAL_BENCHMARKS = ["dashboard"]
-TIMEOUT = int(os.environ.get("BENCH_TIMEOUT", 300))
+TIMEOUT = int(os.environ.get("BENCH_TIMEOUT", 480))
 RESULT_PREFIX = "BENCH-RESULT "
 DEFAULT_POSTGRES = "postgres://relay:relay@127.0.0.1:5432/relay"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"

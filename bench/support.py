@@ -34,6 +34,7 @@ MANAGE = str(ROOT / "manage.py")
 SETTINGS = "bench.settings"
 SECRET_KEY = "bench-secret-key-not-for-production-" + "x" * 20
 SANDBOX_TOKEN = "bench-sandbox-token"
+NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing listens
 RESULT_PREFIX = "BENCH-RESULT "
 # gunicorn exactly as `make run` starts it (forwarding/management/commands/run_relay.py).
 GUNICORN_OPTIONS = ["--workers=2", "--threads=4", "--timeout=30", "--graceful-timeout=10", "--no-control-socket"]
@@ -149,7 +150,12 @@ def child_env(backend, **extra):
         BENCH_Q_NAME=backend.queue_name,
         PYTHONPATH=str(ROOT),
         PYTHONUNBUFFERED="1",
+        # Never the real Intercom, whatever this shell holds: the sandbox (start_qcluster and
+        # start_sandbox pass its address), else a closed port.
+        INTERCOM_API_BASE=NOWHERE,
+        INTERCOM_ACCESS_TOKEN=SANDBOX_TOKEN,
     )
+    env.pop("INTERCOM_ACCESS_TOKEN_FILE", None)
     if backend.redis_url:
         env["REDIS_URL"] = backend.redis_url
     # The per-write-key ingestion limit out of reach: its counting still runs and costs what it
@@ -336,6 +342,20 @@ class PeakSampler:
         return dict(self._peaks)
 
 
+def group_cpu_seconds(pgid):
+    """CPU time (user + system) used so far by a process group, children it reaped included."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in group_members(pgid):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime, stime, cutime, cstime: fields 14-17 of stat(5), 11-14 after the command name.
+        total += sum(int(value) for value in fields[11:15])
+    return total / ticks
+
+
 def peak_rss_mb(pids):
     """The largest VmHWM among `pids`, in MB (0 when none is alive)."""
     peaks = [m["peak"] for m in map(memory_kb, pids) if m]
@@ -464,7 +484,7 @@ def sandbox_control(sandbox_url, action, payload=None):
 
 def count_queries(action, redis_url=""):
     """Run `action()` in this process and count what it asked of the database (and of Redis):
-    {"queries", "writes", "top": [(statement kind, count)], "redis connections"}."""
+    {"queries", "writes", "most": "100 INSERT django_q_ormq, ...", "redis connections"}."""
     from collections import Counter
 
     from django.db import connection
@@ -475,7 +495,8 @@ def count_queries(action, redis_url=""):
         action()
     kinds = Counter(statement_kind(query["sql"]) for query in captured.captured_queries)
     writes = sum(n for kind, n in kinds.items() if kind.startswith(("INSERT", "UPDATE", "DELETE")))
-    counts = {"queries": len(captured.captured_queries), "writes": writes, "top": kinds.most_common(6)}
+    top = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common(6))
+    counts = {"queries": len(captured.captured_queries), "writes": writes, "most": top}
     if redis_url:
         # Less the one that asked the second time.
         counts["redis connections"] = redis_connections(redis_url) - connections_before - 1
