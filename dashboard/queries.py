@@ -299,14 +299,13 @@ def log_page(log_filter, now, cursor="", newer=False, size=PAGE_SIZE):
     found = found[:size]
     if newer:
         found.reverse()
-    rows = [_row(item, driver) for item in found]
-    page = LogPage(rows, driver=driver)
-    if rows:
-        first, last = rows[0].call, rows[-1].call
+    page = LogPage([_row(item, driver) for item in found], driver=driver)
+    if found:
+        first, last = found[0], found[-1]
         if more or newer:
-            page.older = encode_cursor(last.received_at, last.pk)
+            page.older = encode_cursor(getattr(last, moment), last.pk)
         if position is not None and (more or not newer):
-            page.newer = encode_cursor(first.received_at, first.pk)
+            page.newer = encode_cursor(getattr(first, moment), first.pk)
     return page
 
 

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard.queries import PAGE_SIZE
+from dashboard.queries import PAGE_SIZE, encode_cursor
 from forwarding.models import CallType, Source
 
 pytestmark = pytest.mark.django_db
@@ -174,3 +174,20 @@ def test_anonymous_visitors_are_sent_to_log_in(client, db):
     response = client.get(LOG)
     assert response.status_code == 302
     assert response.url.startswith(reverse("admin:login"))
+
+
+def test_an_event_names_pages_merge_its_states_in_order(admin_client, calls):
+    """A name's deliveries are read state by state from the index and merged: the pages must still
+    be one sequence, newest first."""
+    states = ["delivered", "failed", "held", "pending", "delivered", "suppressed", "waiting"]
+    made = [calls(event="Busy Name", state=states[n % len(states)]) for n in range(2 * PAGE_SIZE + 9)]
+    calls(event="Other Name")
+    seen, url = [], f"{LOG}?event=busy+name"
+    while url:
+        response = admin_client.get(url)
+        seen += shown(response)
+        url = response.context["older_url"]
+    assert seen == [c.pk for c in reversed(made)]
+    middle = made[PAGE_SIZE + 9]
+    back = admin_client.get(f"{LOG}?event=busy+name&before={encode_cursor(middle.received_at, middle.pk)}")
+    assert shown(back) == [c.pk for c in reversed(made[PAGE_SIZE + 10 :])]
