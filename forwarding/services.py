@@ -1,7 +1,9 @@
 """The verbs of the delivery engine: accept, deliver, resend, release, sweep."""
 
 import logging
+import os
 import time
+from contextlib import nullcontext
 from datetime import timedelta
 
 from django.conf import settings
@@ -64,14 +66,33 @@ def enqueue(delivery_ids):
     not raised: the deliveries are stored and the sweeper enqueues them again."""
     from django_q.tasks import async_task
 
-    for done, pk in enumerate(delivery_ids):
-        try:
-            async_task("forwarding.tasks.deliver", pk, task_name=f"deliver-{pk}", save=False)
-        except Exception:  # the broker's errors (redis, database) have no common base class
-            logger.warning("task queue unavailable; %d deliveries left to the sweeper", len(delivery_ids) - done)
-            Delivery.objects.filter(pk__in=delivery_ids[done:]).update(enqueued_at=None)
-            return False
+    broker = queue_broker()
+    # With the ORM broker, one transaction for all the rows (and no reconnect per task).
+    batch = transaction.atomic() if broker.__class__.__name__ == "ORM" else nullcontext()
+    try:
+        with batch:
+            for pk in delivery_ids:
+                async_task("forwarding.tasks.deliver", pk, task_name=f"deliver-{pk}", save=False, broker=broker)
+    except Exception:  # the brokers' errors (redis, database) have no common base class
+        logger.warning("task queue unavailable; %d deliveries left to the sweeper", len(delivery_ids))
+        Delivery.objects.filter(pk__in=delivery_ids).update(enqueued_at=None)
+        return False
     return True
+
+
+_broker = (None, None)
+
+
+def queue_broker():
+    """This process's django-q2 broker (one connection, not one per task)."""
+    global _broker
+    from django_q.brokers import get_broker
+
+    pid, broker = _broker
+    if pid != os.getpid():
+        broker = get_broker()
+        _broker = (os.getpid(), broker)
+    return broker
 
 
 def deliver(pk, budget=TASK_BUDGET_SECONDS):
@@ -100,7 +121,11 @@ def claim(pk):
     the same user goes first. Returns the delivery or None."""
     now = timezone.now()
     delivery = Delivery.objects.filter(pk=pk, state=State.PENDING, next_attempt_at__lte=now).first()
-    if delivery is None or is_blocked(delivery):
+    if delivery is None:
+        return None
+    if is_blocked(delivery):
+        # Its task ends here: the older call's worker enqueues it when that one finishes.
+        Delivery.objects.filter(pk=pk, state=State.PENDING).update(enqueued_at=None)
         return None
     claimed = Delivery.objects.filter(pk=pk, state=State.PENDING, next_attempt_at__lte=now).update(
         state=State.DELIVERING, lease_expires_at=now + timedelta(seconds=settings.RELAY_LEASE_SECONDS), updated_at=now
@@ -125,7 +150,8 @@ def is_blocked(delivery):
 
 
 def kick_next(user_id):
-    """Enqueue the oldest due delivery of a user (each finished delivery hands on to the next)."""
+    """Enqueue the oldest due delivery of a user if its own task found it blocked (each finished
+    delivery hands on to the next; the others still have their task on the queue)."""
     now = timezone.now()
     pk = (
         Delivery.objects.filter(user_id=user_id, state=State.PENDING, next_attempt_at__lte=now)
@@ -133,8 +159,7 @@ def kick_next(user_id):
         .values_list("pk", flat=True)
         .first()
     )
-    if pk is not None:
-        Delivery.objects.filter(pk=pk).update(enqueued_at=now)
+    if pk is not None and Delivery.objects.filter(pk=pk, enqueued_at=None).update(enqueued_at=now):
         enqueue([pk])
 
 
@@ -240,11 +265,16 @@ def release_user(user_id, anonymous_id=""):
     same anonymousId) become due, in the order received."""
     now = timezone.now()
     Delivery.objects.filter(user_id=user_id, state=State.WAITING).update(
-        state=State.PENDING, next_attempt_at=now, trigger=Trigger.RELEASE, updated_at=now
+        state=State.PENDING, next_attempt_at=now, trigger=Trigger.RELEASE, enqueued_at=None, updated_at=now
     )
     if anonymous_id:
         Delivery.objects.filter(anonymous_id=anonymous_id, user_id="", state=State.WAITING).update(
-            user_id=user_id, state=State.PENDING, next_attempt_at=now, trigger=Trigger.RELEASE, updated_at=now
+            user_id=user_id,
+            state=State.PENDING,
+            next_attempt_at=now,
+            trigger=Trigger.RELEASE,
+            enqueued_at=None,
+            updated_at=now,
         )
 
 
