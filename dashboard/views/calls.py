@@ -14,7 +14,7 @@ from dashboard import queries
 from dashboard.filters import LogFilter
 from dashboard.views.common import Action, Page, audit
 from forwarding import services
-from forwarding.models import Delivery, State
+from forwarding.models import Call, Delivery, State
 
 # While a resend is on its way the page reloads itself to show the outcome.
 REFRESH_SECONDS = 2
@@ -76,6 +76,26 @@ class Resend(Action):
             return HttpResponseRedirect(detail_url)
         audit(request, delivery, f"Resent from the dashboard (was {delivery.state}).")
         messages.success(request, "Resend queued: the new attempt shows below once a worker has tried it.")
+        return HttpResponseRedirect(detail_url)
+
+
+class Expunge(Action):
+    """Remove the call's personal data (payload, email, exchange bodies); the attempts stay."""
+
+    def post(self, request, pk):
+        call = get_object_or_404(Call, pk=pk)
+        detail_url = reverse("admin:call_detail", args=[pk])
+        if call.payload is None and not call.email:
+            messages.info(request, "Its payload was already removed.")
+            return HttpResponseRedirect(detail_url)
+        if Delivery.objects.filter(pk=pk, state=State.DELIVERING).exists():
+            messages.error(request, "Not expunged: a worker is sending it right now; try again in a moment.")
+            return HttpResponseRedirect(detail_url)
+        services.expunge(call, f"expunged by {request.user.get_username()}")
+        audit(request, call, "Expunged the payload (personal data); the attempt history stays.")
+        messages.success(
+            request, "Payload expunged. The call's metadata and its attempts remain; it can no longer be resent."
+        )
         return HttpResponseRedirect(detail_url)
 
 

@@ -15,6 +15,7 @@ def urls(site):
         path("log/", page(log.Log), name="delivery_log"),
         path("calls/<int:pk>/", page(calls.CallDetail), name="call_detail"),
         path("calls/<int:pk>/resend/", page(calls.Resend), name="call_resend"),
+        path("calls/<int:pk>/expunge/", page(calls.Expunge), name="call_expunge"),
         path("users/", page(users.UserHistory), name="user_history"),
         path("users/resend-failed/", page(users.ResendFailed), name="user_resend_failed"),
         path("resend/", page(bulk.Confirm), name="bulk_resend"),

@@ -25,6 +25,7 @@ def posts(failed):
         (reverse("admin:user_resend_failed"), {"user_id": "ada"}),
         (reverse("admin:bulk_resend_start"), {"state": "failed"}),
         (reverse("admin:bulk_resend_cancel", args=[job.pk]), {}),
+        (reverse("admin:call_expunge", args=[failed.pk]), {}),
     ]
 
 
@@ -123,3 +124,23 @@ def test_a_user_without_failed_calls_has_nothing_to_resend(operator_client, call
     response = operator_client.post(reverse("admin:user_resend_failed"), {"user_id": "ada"}, follow=True)
     assert "No failed calls of ada to resend" in response.content.decode()
     assert not BulkResend.objects.exists()
+
+
+def test_an_operator_expunges_a_payload_and_the_attempts_stay(operator_client, failed):
+    from forwarding.models import Attempt, Call, Exchange
+
+    attempt = Attempt.objects.create(delivery_id=failed.pk, outcome="failed", status=400)
+    Exchange.objects.create(
+        attempt=attempt, method="POST", path="/events", status=400, request_body='{"user_id": "ada"}'
+    )
+    response = operator_client.post(reverse("admin:call_expunge", args=[failed.pk]))
+    assert response.status_code == 302
+    call = Call.objects.get(pk=failed.pk)
+    assert call.payload is None
+    assert call.payload_removed_reason == "expunged by otto-operator"
+    assert Exchange.objects.get().request_body == "[expunged]"
+    assert Attempt.objects.filter(delivery_id=failed.pk).count() == 1
+    assert LogEntry.objects.filter(change_message__contains="Expunged").exists()
+    page = operator_client.get(reverse("admin:call_detail", args=[failed.pk])).content.decode()
+    assert "expunged by otto-operator" in page
+    assert 'id="expunge-form"' not in page and 'id="resend-form"' not in page
