@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import Case, F, Q, Sum, Value, When
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from forwarding.models import CallType, Delivery, EventName, EventNameHour, IntercomStatus, NameStatus, State, Trigger
@@ -61,7 +62,8 @@ def usage():
 
 def record_arrivals(calls):
     """Count arriving calls per name (one row per name, one bucket per hour); returns
-    {call pk: registry key} for the deliveries. Runs inside the ingestion transaction."""
+    {call pk: registry key} for the deliveries. Runs inside the ingestion transaction, in a fixed
+    number of queries whatever the number of names."""
     keys, seen = {}, {}
     for call in calls:
         name = call_event_name(call)
@@ -71,14 +73,33 @@ def record_arrivals(calls):
         keys[call.pk] = key
         first, count, last = seen.get(key, (name, 0, call.received_at))
         seen[key] = (first, count + 1, max(last, call.received_at))
-    for key, (name, count, last) in seen.items():
-        row, _ = EventName.objects.get_or_create(key=key, defaults={"name": name[:255], "first_seen_at": last})
-        EventName.objects.filter(pk=row.pk).update(total_count=F("total_count") + count, last_seen_at=last)
-        hour = last.replace(minute=0, second=0, microsecond=0)
-        bucket, created = EventNameHour.objects.get_or_create(event_name=row, hour=hour, defaults={"count": count})
-        if not created:
-            EventNameHour.objects.filter(pk=bucket.pk).update(count=F("count") + count)
+    if not seen:
+        return keys
+    EventName.objects.bulk_create(
+        [EventName(key=key, name=name[:255], first_seen_at=last) for key, (name, _, last) in seen.items()],
+        ignore_conflicts=True,
+    )
+    ids = dict(EventName.objects.filter(key__in=list(seen)).values_list("key", "pk"))
+    EventName.objects.filter(pk__in=list(ids.values())).update(
+        total_count=F("total_count") + by_key("key", {key: count for key, (_, count, _) in seen.items()}),
+        last_seen_at=Greatest(F("last_seen_at"), by_key("key", {key: last for key, (_, _, last) in seen.items()})),
+    )
+    hours = {ids[key]: last.replace(minute=0, second=0, microsecond=0) for key, (_, _, last) in seen.items()}
+    EventNameHour.objects.bulk_create(
+        [EventNameHour(event_name_id=pk, hour=hour, count=0) for pk, hour in hours.items()], ignore_conflicts=True
+    )
+    buckets = Q()
+    for pk, hour in hours.items():
+        buckets |= Q(event_name_id=pk, hour=hour)
+    EventNameHour.objects.filter(buckets).update(
+        count=F("count") + by_key("event_name_id", {ids[key]: count for key, (_, count, _) in seen.items()})
+    )
     return keys
+
+
+def by_key(field, values):
+    """A CASE expression: the value for each row's `field`."""
+    return Case(*(When(**{field: key}, then=Value(value)) for key, value in values.items()))
 
 
 def recent_counts(since):
