@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -19,51 +19,6 @@ pytestmark = pytest.mark.django_db
 
 PAGE = reverse("admin:event_names")
 ACTIONS = ["archive", "unarchive", "rename", "release"]
-
-
-def ensure_roles():
-    """The role groups. The dashboard's roles migration creates them; a transactional test's flush
-    removes them, so tests create them when missing (a no-op when they exist)."""
-    views = Permission.objects.filter(content_type__app_label="forwarding", codename__startswith="view_")
-    operators, created = Group.objects.get_or_create(name="Operators")
-    if created:
-        operators.permissions.set(
-            [*views, Permission.objects.get(content_type__app_label="forwarding", codename="operate")]
-        )
-    viewers, created = Group.objects.get_or_create(name="Viewers")
-    if created:
-        viewers.permissions.set(views)
-
-
-def staff(username, group):
-    ensure_roles()
-    user = User.objects.create_user(username, f"{username}@example.com", "pw", is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    return user
-
-
-@pytest.fixture
-def operator(db):
-    return staff("olive", "Operators")
-
-
-@pytest.fixture
-def viewer(db):
-    return staff("victor", "Viewers")
-
-
-@pytest.fixture
-def operator_client(operator):
-    client = Client()
-    client.force_login(operator)
-    return client
-
-
-@pytest.fixture
-def viewer_client(viewer):
-    client = Client()
-    client.force_login(viewer)
-    return client
 
 
 @pytest.fixture
@@ -286,7 +241,7 @@ def test_an_operator_archives_a_name_and_the_oldest_held_name_takes_its_slot(ope
     assert message.startswith("Archived 'Old Favourite'; released 'Waiting' (3 held calls).")
     assert "Settings > Data > Events" in message
     entry = LogEntry.objects.get(object_id=str(old.pk))
-    assert (entry.user.username, entry.action_flag, entry.object_repr) == ("olive", CHANGE, "Old Favourite")
+    assert (entry.user.username, entry.action_flag, entry.object_repr) == ("otto-operator", CHANGE, "Old Favourite")
     assert entry.get_change_message() == "Archived 'Old Favourite'; released 'Waiting' (3 held calls)"
     assert entry.content_type.model_class() is EventName
 

@@ -14,7 +14,7 @@ from segment.analytics import Client
 
 from forwarding import event_names
 from forwarding.models import Delivery, EventName, NameStatus, State
-from tests.dashboard.test_event_names_page import ensure_roles
+from tests.dashboard.conftest import ensure_roles
 from tests.e2e.conftest import log_in
 from tests.processes import wait_until
 
