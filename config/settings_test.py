@@ -18,6 +18,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     (BASE_DIR / "var").mkdir(exist_ok=True)
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-relay-{os.getpid()}.sqlite3")}
 
+# WhiteNoise warns on every request when STATIC_ROOT is missing (tests do not collect static).
+(BASE_DIR / "var" / "static").mkdir(parents=True, exist_ok=True)
+
 Q_CLUSTER = {**Q_CLUSTER, "name": "relay-test", "workers": 3, "poll": 0.1}
 # Tests never reach the real Intercom: forwarding goes to the sandbox the test starts.
 INTERCOM_ACCESS_TOKEN = os.environ.get("INTERCOM_ACCESS_TOKEN", "test-intercom-token")
