@@ -234,11 +234,13 @@ def finish(delivery, log, result):
             changes.update(delivered_at=now, last_error="", error_cause="")
     else:
         changes.update(next_state(delivery, result, now))
-    if log is not None:
-        changes["attempt_count"] = delivery.attempt_count + 1
-        log.finish(result.outcome, result.status, result.error, result.warnings)
-    Delivery.objects.filter(pk=delivery.pk).update(**changes)
-    event_names.count_outcome(delivery.event_key, delivery.state, changes.get("state", delivery.state))
+    # One transaction: nobody sees the attempt's outcome without the delivery's new state.
+    with transaction.atomic():
+        if log is not None:
+            changes["attempt_count"] = delivery.attempt_count + 1
+            log.finish(result.outcome, result.status, result.error, result.warnings)
+        Delivery.objects.filter(pk=delivery.pk).update(**changes)
+        event_names.count_outcome(delivery.event_key, delivery.state, changes.get("state", delivery.state))
 
 
 def next_state(delivery, result, now):
