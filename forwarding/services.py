@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 TASK_BUDGET_SECONDS = 40
 IN_TASK_WAIT_SECONDS = 15
 SWEEP_BATCH = 1000
+BATCH_SIZE = 50  # deliveries per task at most
 ROUTE_OUTCOMES = {State.HELD: Outcome.HELD, State.SUPPRESSED: Outcome.SUPPRESSED, State.FAILED: Outcome.FAILED}
 TERMINAL_OUTCOME_STATES = {
     Outcome.DELIVERED: State.DELIVERED,
@@ -62,8 +63,9 @@ def accept(calls):
 
 
 def enqueue(delivery_ids):
-    """Put one task per delivery on the queue. A broker that is down (a Redis restart) is logged,
-    not raised: the deliveries are stored and the sweeper enqueues them again."""
+    """Put the deliveries on the queue, a task per batch (see `batches`). A broker that is down (a
+    Redis restart) is logged, not raised: the deliveries are stored and the sweeper enqueues them
+    again."""
     from django_q.tasks import async_task
 
     broker = queue_broker()
@@ -71,13 +73,22 @@ def enqueue(delivery_ids):
     batch = transaction.atomic() if broker.__class__.__name__ == "ORM" else nullcontext()
     try:
         with batch:
-            for pk in delivery_ids:
-                async_task("forwarding.tasks.deliver", pk, task_name=f"deliver-{pk}", save=False, broker=broker)
+            for chunk in batches(list(delivery_ids)):
+                name = f"deliver-{chunk[0]}" + (f"+{len(chunk) - 1}" if len(chunk) > 1 else "")
+                async_task("forwarding.tasks.deliver_many", chunk, task_name=name, save=False, broker=broker)
     except Exception:  # the brokers' errors (redis, database) have no common base class
         logger.warning("task queue unavailable; %d deliveries left to the sweeper", len(delivery_ids))
         Delivery.objects.filter(pk__in=delivery_ids).update(enqueued_at=None)
         return False
     return True
+
+
+def batches(delivery_ids):
+    """The deliveries in tasks of up to BATCH_SIZE, in order, and split so that every worker
+    gets one when there are fewer: a task's deliveries share its queue round trip."""
+    workers = settings.Q_CLUSTER["workers"]
+    size = max(1, min(BATCH_SIZE, -(-len(delivery_ids) // workers)))
+    return [delivery_ids[start : start + size] for start in range(0, len(delivery_ids), size)]
 
 
 _broker = (None, None)
@@ -96,31 +107,51 @@ def queue_broker():
 
 
 def deliver(pk, budget=TASK_BUDGET_SECONDS):
-    """Claim delivery `pk` and try it; a retry due within the budget is tried in the same task."""
+    """Deliver one delivery (see `deliver_many`)."""
+    deliver_many([pk], budget)
+
+
+def deliver_many(pks, budget=TASK_BUDGET_SECONDS):
+    """Claim and try each delivery in turn; then hand on to each user's next call where its own
+    task found it blocked. What the budget leaves is enqueued again as a task of its own."""
     deadline = time.monotonic() + budget
+    users = set()
+    for index, pk in enumerate(pks):
+        if index and time.monotonic() > deadline:
+            enqueue(pks[index:])
+            break
+        user_id = deliver_one(pk, deadline)
+        if user_id:
+            users.add(user_id)
+    if users:
+        kick_next(users)
+
+
+def deliver_one(pk, deadline):
+    """Claim delivery `pk` and try it; a rate-limited retry due within the budget is tried again
+    here. Returns the userId it was for, or "" when it was not claimed or anonymous."""
     user_id = ""
     while True:
         delivery = claim(pk)
         if delivery is None:
-            break
+            return user_id
+        changes = attempt(delivery)
         user_id = delivery.user_id
-        attempt(delivery)
-        delivery.refresh_from_db(fields=["state", "next_attempt_at", "user_id", "error_cause"])
-        user_id = delivery.user_id
-        wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
-        rate_limited = delivery.state == State.PENDING and delivery.error_cause == "rate_limited"
-        if not rate_limited or wait > IN_TASK_WAIT_SECONDS or time.monotonic() + wait > deadline:
-            break
+        if changes.get("state") != State.PENDING or changes.get("error_cause") != "rate_limited":
+            return user_id
+        wait = (changes["next_attempt_at"] - timezone.now()).total_seconds()
+        if wait > IN_TASK_WAIT_SECONDS or time.monotonic() + wait > deadline:
+            return user_id
         time.sleep(max(wait, 0))
-    if user_id:
-        kick_next(user_id)
 
 
 def claim(pk):
     """Take delivery `pk` for this worker with a lease, unless it is not due or an older call of
     the same user goes first. Returns the delivery or None."""
     now = timezone.now()
-    delivery = Delivery.objects.filter(pk=pk, state=State.PENDING, next_attempt_at__lte=now).first()
+    delivery = (
+        Delivery.objects.filter(pk=pk, state=State.PENDING, next_attempt_at__lte=now).select_related("call").first()
+    )
     if delivery is None:
         return None
     if is_blocked(delivery):
@@ -149,23 +180,25 @@ def is_blocked(delivery):
     )
 
 
-def kick_next(user_id):
-    """Enqueue the oldest due delivery of a user if its own task found it blocked (each finished
-    delivery hands on to the next; the others still have their task on the queue)."""
+def kick_next(user_ids):
+    """For each user, enqueue the oldest due delivery if its own task found it blocked (each
+    finished delivery hands on to the next; the others still have their task on the queue)."""
     now = timezone.now()
-    pk = (
-        Delivery.objects.filter(user_id=user_id, state=State.PENDING, next_attempt_at__lte=now)
-        .order_by("created_at", "pk")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    if pk is not None and Delivery.objects.filter(pk=pk, enqueued_at=None).update(enqueued_at=now):
-        enqueue([pk])
+    due = Delivery.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
+    orphaned = set(due.filter(user_id__in=list(user_ids), enqueued_at=None).values_list("user_id", flat=True))
+    kicked = []
+    for user_id in sorted(orphaned):
+        pk = due.filter(user_id=user_id).order_by("created_at", "pk").values_list("pk", flat=True).first()
+        if pk is not None and Delivery.objects.filter(pk=pk, enqueued_at=None).update(enqueued_at=now):
+            kicked.append(pk)
+    if kicked:
+        enqueue(kicked)
 
 
 def attempt(delivery):
-    """One try of a claimed delivery: record an attempt and move the delivery to its next state."""
-    call = Call.objects.get(pk=delivery.pk)
+    """One try of a claimed delivery: record an attempt and move the delivery to its next state.
+    Returns the delivery's changed fields."""
+    call = delivery.call
     trigger = delivery.trigger
     if call.payload is None:
         return finish(delivery, None, sending.Result(Outcome.FAILED, error="payload expired", cause="expired"))
@@ -189,7 +222,7 @@ def attempt(delivery):
     except Exception as exc:  # a bug: recorded as an outcome and retried on the schedule
         logger.exception("delivery %s failed with an exception", delivery.pk)
         result = sending.Result(Outcome.ERROR, error=f"{exc.__class__.__name__}: {exc}"[:500], cause="relay_error")
-    finish(delivery, log, result)
+    changes = finish(delivery, log, result)
     if result.outcome == Outcome.WAITING and ContactLink.objects.filter(user_id=user_id).exists():
         # The identify succeeded while this attempt was looking: its release missed this one.
         release_user(user_id)
@@ -197,6 +230,7 @@ def attempt(delivery):
         event_names.refused_by_intercom(delivery.event_key, route.name)
     if result.outcome == Outcome.DELIVERED and call.type == CallType.IDENTIFY:
         release_user(user_id, call.anonymous_id)
+    return changes
 
 
 def attribute(delivery, call):
@@ -218,7 +252,7 @@ def attribute(delivery, call):
 
 
 def finish(delivery, log, result):
-    """Write the attempt's outcome and the delivery's next state."""
+    """Write the attempt's outcome and the delivery's next state; returns the changed fields."""
     now = timezone.now()
     changes = {
         "lease_expires_at": None,
@@ -241,6 +275,7 @@ def finish(delivery, log, result):
             log.finish(result.outcome, result.status, result.error, result.warnings)
         Delivery.objects.filter(pk=delivery.pk).update(**changes)
         event_names.count_outcome(delivery.event_key, delivery.state, changes.get("state", delivery.state))
+    return changes
 
 
 def next_state(delivery, result, now):

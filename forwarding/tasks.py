@@ -3,7 +3,12 @@
 from forwarding import services
 
 
+def deliver_many(delivery_ids):
+    services.deliver_many(delivery_ids)
+
+
 def deliver(delivery_id):
+    # Tasks queued by an earlier version, one per delivery.
     services.deliver(delivery_id)
 
 
