@@ -6,10 +6,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, Q, Sum, Value, When
-from django.db.models.functions import Greatest
+from django.db.models import F, Sum
 from django.utils import timezone
 
+from forwarding import counting
 from forwarding.models import CallType, Delivery, EventName, EventNameHour, IntercomStatus, NameStatus, State, Trigger
 
 ARCHIVE_CANDIDATE_AFTER = timedelta(days=30)
@@ -71,35 +71,22 @@ def record_arrivals(calls):
             continue
         key = key_of(name)
         keys[call.pk] = key
-        first, count, last = seen.get(key, (name, 0, call.received_at))
-        seen[key] = (first, count + 1, max(last, call.received_at))
+        first, count, earliest, last = seen.get(key, (name, 0, call.received_at, call.received_at))
+        seen[key] = (first, count + 1, min(earliest, call.received_at), max(last, call.received_at))
     if not seen:
         return keys
     EventName.objects.bulk_create(
-        [EventName(key=key, name=name[:255], first_seen_at=last) for key, (name, _, last) in seen.items()],
+        [
+            EventName(key=key, name=name[:255], first_seen_at=earliest, last_seen_at=earliest)
+            for key, (name, _, earliest, _) in seen.items()
+        ],
         ignore_conflicts=True,
     )
     ids = dict(EventName.objects.filter(key__in=list(seen)).values_list("key", "pk"))
-    EventName.objects.filter(pk__in=list(ids.values())).update(
-        total_count=F("total_count") + by_key("key", {key: count for key, (_, count, _) in seen.items()}),
-        last_seen_at=Greatest(F("last_seen_at"), by_key("key", {key: last for key, (_, _, last) in seen.items()})),
-    )
-    hours = {ids[key]: last.replace(minute=0, second=0, microsecond=0) for key, (_, _, last) in seen.items()}
-    EventNameHour.objects.bulk_create(
-        [EventNameHour(event_name_id=pk, hour=hour, count=0) for pk, hour in hours.items()], ignore_conflicts=True
-    )
-    buckets = Q()
-    for pk, hour in hours.items():
-        buckets |= Q(event_name_id=pk, hour=hour)
-    EventNameHour.objects.filter(buckets).update(
-        count=F("count") + by_key("event_name_id", {ids[key]: count for key, (_, count, _) in seen.items()})
-    )
+    counting.add_arrivals({ids[key]: (count, last) for key, (_, count, _, last) in seen.items()})
+    hour = {key: last.replace(minute=0, second=0, microsecond=0) for key, (_, _, _, last) in seen.items()}
+    counting.add_to_hours({(ids[key], hour[key]): count for key, (_, count, _, _) in seen.items()})
     return keys
-
-
-def by_key(field, values):
-    """A CASE expression: the value for each row's `field`."""
-    return Case(*(When(**{field: key}, then=Value(value)) for key, value in values.items()))
 
 
 def recent_counts(since):

@@ -154,3 +154,30 @@ def test_it_counts_page_calls_under_one_name(relay):
     [entry] = EventName.objects.all()
     assert (entry.key, entry.total_count, entry.delivered_count) == ("viewed-page", 5, 5)
     assert set(relay.sandbox_names()) == {"viewed-page"}
+
+
+def test_arrivals_add_to_each_names_total_hour_and_last_seen(make_call):
+    """Counted in one statement per table: later batches add, and a late-arriving older call
+    neither moves last_seen_at back nor lands in the newer hour."""
+    from datetime import UTC, datetime
+
+    from forwarding.models import EventNameHour
+
+    def at(hour, minute):
+        return datetime(2026, 3, 1, hour, minute, tzinfo=UTC)
+
+    def hours(name):
+        rows = EventNameHour.objects.filter(event_name__key=name).order_by("hour")
+        return [(row.hour.hour, row.count) for row in rows]
+
+    signed_up = [make_call(event="Signed Up", received_at=at(10, minute)) for minute in (5, 20)]
+    viewed = make_call(event="Viewed Page", received_at=at(11, 10))
+    event_names.record_arrivals([*signed_up, viewed])
+    event_names.record_arrivals([make_call(event="signed up", received_at=at(9, 0))])
+    event_names.record_arrivals([make_call(event="Signed Up", received_at=at(10, 40))])
+
+    entry = EventName.objects.get(key="signed up")
+    assert (entry.name, entry.total_count, entry.last_seen_at) == ("Signed Up", 4, at(10, 40))
+    assert hours("signed up") == [(9, 1), (10, 3)]
+    assert EventName.objects.get(key="viewed page").total_count == 1
+    assert hours("viewed page") == [(11, 1)]
