@@ -28,6 +28,7 @@ PAGES = {
     "log, an email": (f"{LOG}?q=seed-user-42@example.com", 10),
     "user history": (f"{reverse('admin:user_history')}?q=seed-user-42", 16),
     "overview": (reverse("admin:index"), 16),
+    "event names": (reverse("admin:event_names"), 12),
 }
 
 
