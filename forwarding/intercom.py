@@ -2,6 +2,7 @@
 raises for an HTTP status: every call returns a `Response` value."""
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -80,6 +81,11 @@ class Client:
         self.base = base
         self.timeout = timeout
         self.session = requests.Session()
+        # The environment's proxy and CA settings are read once, here: requests would read them
+        # (and match NO_PROXY) again on every request.
+        self.session.trust_env = False
+        self.session.proxies = requests.utils.get_environ_proxies(base)
+        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self.session.headers.update(
             {
                 "Authorization": f"Bearer {token}",

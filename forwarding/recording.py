@@ -16,6 +16,8 @@ from forwarding.models.deliveries import BODY_LIMIT
 LIMITER_POLL_SECONDS = 2.0
 LIMITER_MAX_WAIT_SECONDS = 30.0
 STATUS_WRITE_INTERVAL = timedelta(seconds=10)
+SUCCESS_CHECK_SECONDS = 1.0
+_success_checked_at = float("-inf")
 
 
 def cut(value):
@@ -78,13 +80,19 @@ class AttemptLog:
 
 def note_connection(response):
     """Keep the dashboard's connection status: a refused token raises the banner, a success clears it."""
+    global _success_checked_at
     now = timezone.now()
     if response.status in (401, 403):
+        _success_checked_at = float("-inf")  # the next success clears the banner at once
         IntercomStatus.objects.update_or_create(
             name="intercom", defaults={"auth_failed_at": now, "auth_error": response.error_message[:500]}
         )
     elif response.ok:
-        # Written at most every few seconds, but at once when it clears the banner.
+        # Written at most every few seconds, but at once when it clears the banner; and asked at
+        # most once a second by each process (a banner clears within that second).
+        if time.monotonic() - _success_checked_at < SUCCESS_CHECK_SECONDS:
+            return
+        _success_checked_at = time.monotonic()
         stale = Q(last_success_at=None) | Q(last_success_at__lt=now - STATUS_WRITE_INTERVAL)
         updated = IntercomStatus.objects.filter(stale | ~Q(auth_failed_at=None), name="intercom").update(
             last_success_at=now, auth_failed_at=None, auth_error=""
