@@ -10,6 +10,12 @@ from django.utils import timezone
 from forwarding.models import RateLimitWindow
 
 NAME = "intercom"
+# Within one window the shared count goes down with every request taken; an answer's own count
+# (lower when others use the same token) is written back every SYNC_EVERY answers, and at each
+# answer once the window runs low.
+SYNC_EVERY = 10
+LOW_SHARE = 0.2
+_last_sync = {"reset_at": None, "answers": 0}
 
 
 def wait_seconds(now=None):
@@ -34,6 +40,8 @@ def observe(response):
     if remaining is None or reset is None:
         return
     reset_at = datetime.fromtimestamp(reset, tz=UTC)
+    if not needs_sync(reset_at, remaining, limit):
+        return
     now = timezone.now()
     # Same window: other workers may have taken more since this answer left Intercom.
     same = RateLimitWindow.objects.filter(name=NAME, reset_at=reset_at).update(
@@ -48,3 +56,14 @@ def observe(response):
         RateLimitWindow.objects.get_or_create(
             name=NAME, defaults={"remaining": remaining, "limit": limit, "reset_at": reset_at, "updated_at": now}
         )
+
+
+def needs_sync(reset_at, remaining, limit):
+    """Whether this answer's window must be written: a new window, a low count, or every
+    SYNC_EVERY answers (this process's count; each worker syncs on its own)."""
+    same = _last_sync["reset_at"] == reset_at
+    if same and _last_sync["answers"] + 1 < SYNC_EVERY and remaining > LOW_SHARE * (limit or 0):
+        _last_sync["answers"] += 1
+        return False
+    _last_sync.update(reset_at=reset_at, answers=0)
+    return True

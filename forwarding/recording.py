@@ -1,5 +1,6 @@
 """An attempt in progress: its row exists before the first request, and each HTTP
-exchange is written as it completes (bodies cut, allowlisted headers, never the token)."""
+exchange is written before the next request or with the outcome, in its transaction (bodies
+cut, allowlisted headers, never the token)."""
 
 import json
 import time
@@ -37,14 +38,16 @@ class AttemptLog:
         self.attempt = Attempt.objects.create(delivery=delivery, trigger=trigger)
         self.client = intercom.client()
         self.started = time.monotonic()
+        self.unwritten = None  # the last exchange, written with the next request or the outcome
 
     def send(self, operation, *args):
         """Call `Client.<operation>(*args)` once the shared limiter allows, and record it."""
+        self._write_exchange()
         self._wait_for_limiter()
         response = getattr(self.client, operation)(*args)
         ratelimit.observe(response)
         note_connection(response)
-        Exchange.objects.create(
+        self.unwritten = Exchange(
             attempt=self.attempt,
             method=response.method,
             path=response.path[:500],
@@ -58,6 +61,11 @@ class AttemptLog:
         )
         return response
 
+    def _write_exchange(self):
+        if self.unwritten is not None:
+            self.unwritten.save(force_insert=True)
+            self.unwritten = None
+
     def _wait_for_limiter(self):
         waited = 0.0
         while waited < LIMITER_MAX_WAIT_SECONDS:
@@ -69,6 +77,7 @@ class AttemptLog:
             waited += pause
 
     def finish(self, outcome, status=None, error="", warnings=()):
+        self._write_exchange()
         Attempt.objects.filter(pk=self.attempt.pk).update(
             outcome=outcome,
             status=status,
