@@ -106,24 +106,34 @@ class Route:
     name: str = ""
     state: str = ""
     reason: str = ""
+    warning: str = ""
 
 
-def route(event_key):
-    """Forward under the (renamed) name when it has a slot or one is free; else hold or suppress."""
+def route(event_key, forced=False):
+    """Forward under the (renamed) name when it has a slot or one is free; else hold or suppress.
+    A forced resend (the operator's, of one call) goes out under an archived name all the same,
+    with a warning, and without taking a slot for it."""
     entry = EventName.objects.filter(key=event_key).select_related("rename_to").first()
     if entry is None:
         return Route(state=State.FAILED, reason=f"event name {event_key!r} is not in the registry")
     if entry.status == NameStatus.ARCHIVED:
-        return Route(state=State.SUPPRESSED, reason=f"event name {entry.name!r} is archived")
+        reason = f"event name {entry.name!r} is archived"
+        return forced_route(entry, reason) if forced else Route(state=State.SUPPRESSED, reason=reason)
     target = entry.rename_to or entry
     if target.status == NameStatus.ARCHIVED:
-        return Route(state=State.SUPPRESSED, reason=f"renamed to {target.name!r}, which is archived")
+        reason = f"renamed to {target.name!r}, which is archived"
+        return forced_route(target, reason) if forced else Route(state=State.SUPPRESSED, reason=reason)
     if target.slot_used_at is None and not take_slot(target):
         return Route(
             state=State.HELD,
             reason=f"event name cap full ({limit()} names): {target.name!r} has no slot",
         )
     return Route(name=target.name)
+
+
+def forced_route(entry, reason):
+    warning = f"sent by a forced resend though {reason}: Intercom counts the name as active until it is archived there"
+    return Route(name=entry.name, warning=warning)
 
 
 def take_slot(entry):

@@ -202,7 +202,7 @@ def attempt(delivery):
         return finish(delivery, None, sending.Result(Outcome.WAITING, error=reason, cause="anonymous"))
     route = None
     if delivery.event_key:
-        route = event_names.route(delivery.event_key)
+        route = event_names.route(delivery.event_key, forced=trigger == Trigger.MANUAL)
         if route.state:
             outcome = ROUTE_OUTCOMES[route.state]
             return finish(delivery, None, sending.Result(outcome, error=route.reason, cause=f"name_{route.state}"))
@@ -213,6 +213,8 @@ def attempt(delivery):
     except Exception as exc:  # a bug: recorded as an outcome and retried on the schedule
         logger.exception("delivery %s failed with an exception", delivery.pk)
         result = sending.Result(Outcome.ERROR, error=f"{exc.__class__.__name__}: {exc}"[:500], cause="relay_error")
+    if route is not None and route.warning:
+        result.warnings.append(route.warning)
     changes = finish(delivery, log, result)
     if result.outcome == Outcome.WAITING and ContactLink.objects.filter(user_id=user_id).exists():
         # The identify succeeded while this attempt was looking: its release missed this one.

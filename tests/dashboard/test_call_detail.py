@@ -90,6 +90,13 @@ def test_an_expired_payload_is_shown_as_gone_and_cannot_be_resent(operator_clien
     assert 'id="resend-button"' not in body
 
 
+def test_a_suppressed_call_says_its_resend_goes_out_past_the_archive(operator_client, calls):
+    body = detail(operator_client, calls(state="suppressed")).content.decode()
+    assert 'id="resend-button"' in body
+    assert 'id="forced-note"' in body and "archived" in body
+    assert 'id="forced-note"' not in detail(operator_client, calls(state="failed")).content.decode()
+
+
 def test_an_unknown_call_is_404(viewer_client, db):
     assert viewer_client.get(reverse("admin:call_detail", args=[999999])).status_code == 404
 

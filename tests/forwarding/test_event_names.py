@@ -6,7 +6,7 @@ import json
 import pytest
 
 from forwarding import event_names, services
-from forwarding.models import Delivery, EventName, IntercomStatus, NameStatus, State
+from forwarding.models import Delivery, EventName, IntercomStatus, NameStatus, State, Trigger
 
 
 @pytest.fixture
@@ -86,6 +86,31 @@ def test_it_releases_held_names_oldest_first_when_a_name_is_archived(relay):
     relay.track("u1", "two")
     assert relay.state_of("two") == [State.DELIVERED, State.SUPPRESSED]
     assert EventName.objects.get(key="two").suppressed_count == 1
+
+
+def test_a_forced_resend_sends_a_suppressed_call_past_its_archived_name_once(relay):
+    relay.identify("u1")
+    relay.track("u1", "Old Name")
+    event_names.archive(EventName.objects.get(key="old name"))
+    relay.track("u1", "Old Name")
+    assert relay.state_of("Old Name") == [State.DELIVERED, State.SUPPRESSED]
+    suppressed = Delivery.objects.filter(call__event="Old Name", state=State.SUPPRESSED).get()
+
+    services.resend(suppressed, Trigger.BULK)  # a bulk resend keeps honouring the archive
+    relay.deliver_due()
+    assert relay.state_of("Old Name") == [State.DELIVERED, State.SUPPRESSED]
+
+    services.resend(suppressed)  # the operator's Resend on this one call forces it
+    relay.deliver_due()
+    assert relay.state_of("Old Name") == [State.DELIVERED, State.DELIVERED]
+    assert [e["event_name"] for e in relay.sandbox.state.events_for("u1")] == ["Old Name", "Old Name"]
+    attempt = suppressed.attempts.order_by("-started_at").first()
+    assert any("forced resend" in warning for warning in attempt.warnings)
+    entry = EventName.objects.get(key="old name")
+    assert (entry.status, entry.slot_used_at) == (NameStatus.ARCHIVED, None)
+
+    relay.track("u1", "Old Name")  # new calls are still suppressed
+    assert relay.state_of("Old Name")[-1] == State.SUPPRESSED
 
 
 def test_it_forwards_a_renamed_name_under_its_target_and_resends_held_calls(relay):
