@@ -10,10 +10,10 @@ from forwarding.models import EventName, EventNameHour
 def add_arrivals(counts):
     """`counts` is {event name id: (calls, latest received_at)}: add the calls to each name's
     total and move its last_seen_at on to the latest."""
-    ops, ids = connection.ops, list(counts)
+    ops, ids = connection.ops, sorted(counts)
     table = connection.ops.quote_name(EventName._meta.db_table)
-    total_case, total_params = by_id([(pk, calls) for pk, (calls, _) in counts.items()])
-    last_case, last_params = by_id([(pk, ops.adapt_datetimefield_value(latest)) for pk, (_, latest) in counts.items()])
+    total_case, total_params = by_id([(pk, counts[pk][0]) for pk in ids])
+    last_case, last_params = by_id([(pk, ops.adapt_datetimefield_value(counts[pk][1])) for pk in ids])
     sql = (
         f"UPDATE {table} SET total_count = total_count + {total_case}, "
         f"last_seen_at = CASE WHEN {last_case} > last_seen_at THEN {last_case} ELSE last_seen_at END "
@@ -28,7 +28,9 @@ def add_to_hours(counts):
     table = connection.ops.quote_name(EventNameHour._meta.db_table)
     rows = ", ".join(["(%s, %s, %s)"] * len(counts))
     params = []
-    for (pk, hour), calls in counts.items():
+    # In one order for every request: two concurrent upserts that lock the same buckets in
+    # different orders would deadlock (PostgreSQL).
+    for (pk, hour), calls in sorted(counts.items()):
         params += [pk, connection.ops.adapt_datetimefield_value(hour), calls]
     sql = (
         f"INSERT INTO {table} (event_name_id, hour, count) VALUES {rows} "

@@ -78,11 +78,14 @@ def record_arrivals(calls):
     EventName.objects.bulk_create(
         [
             EventName(key=key, name=name[:255], first_seen_at=earliest, last_seen_at=earliest)
-            for key, (name, _, earliest, _) in seen.items()
+            for key, (name, _, earliest, _) in seen.items()  # in order of arrival: ties go by id
         ],
         ignore_conflicts=True,
     )
-    ids = dict(EventName.objects.filter(key__in=list(seen)).values_list("key", "pk"))
+    # Locked in id order before they are counted: concurrent requests that counted the same names
+    # in whatever order their UPDATE met the rows would deadlock (PostgreSQL).
+    names = EventName.objects.filter(key__in=list(seen)).order_by("pk").select_for_update()
+    ids = dict(names.values_list("key", "pk"))
     counting.add_arrivals({ids[key]: (count, last) for key, (_, count, _, last) in seen.items()})
     hour = {key: last.replace(minute=0, second=0, microsecond=0) for key, (_, _, _, last) in seen.items()}
     counting.add_to_hours({(ids[key], hour[key]): count for key, (_, count, _, _) in seen.items()})
