@@ -11,7 +11,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from forwarding import event_names, policy, sending
+from forwarding import event_names, policy, sending, tallies
 from forwarding.mapping import map_call
 from forwarding.models import Call, CallType, ContactLink, Delivery, EventName, Outcome, State, Trigger, WorkerStart
 from forwarding.recording import AttemptLog
@@ -435,4 +435,5 @@ def sweep(now=None):
     released = []
     if EventName.objects.filter(held_count__gt=0).exists() and not event_names.usage().full:
         released = event_names.release_held()  # the limit was raised
+    tallies.fold(now)
     return {"leases_expired": expired, "enqueued": len(due), "waits_expired": expired_waits, "released": released}

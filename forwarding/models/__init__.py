@@ -10,6 +10,7 @@ from forwarding.models.intercom import (
     RateLimitWindow,
     WorkerStart,
 )
+from forwarding.models.tallies import DeliveryTally
 
 __all__ = [
     "Attempt",
@@ -22,6 +23,7 @@ __all__ = [
     "EventNameHour",
     "IngestWindow",
     "Delivery",
+    "DeliveryTally",
     "Exchange",
     "IntercomStatus",
     "NameStatus",

@@ -17,6 +17,7 @@ from django.db import connection, models, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from forwarding import tallies
 from forwarding.event_names import key_of
 from forwarding.models import Call, CallType, Delivery, Source, State
 
@@ -84,8 +85,11 @@ class Command(BaseCommand):
                 insert(Call, calls)
                 insert(Delivery, [self.delivery(rng, call) for call in calls])
             done += size
+            if done % (batch * 20) == 0:
+                tallies.fold()  # as the sweeper does every few seconds
             if options["verbosity"] > 1:
                 self.stdout.write(f"{done}/{count}")
+        tallies.fold()
         with connection.cursor() as cursor:
             # PostgreSQL: move the id sequence past the ids chosen here (nothing to do on SQLite).
             for sql in connection.ops.sequence_reset_sql(no_style(), [Call]):

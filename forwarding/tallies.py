@@ -1,0 +1,103 @@
+"""The delivery tallies (see `DeliveryTally`): the triggers that write them, and their folding.
+
+The triggers add a row of -1 for the old (hour, state) and +1 for the new on every change of
+a delivery's state, and +1 for every new delivery; a deleted delivery (pruned) stays counted, as
+a call that was received. `fold` sums the rows into one per (hour, state), and drops the hours
+the overview no longer shows."""
+
+from collections import defaultdict
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from forwarding.models import DeliveryTally
+
+KEPT = timedelta(days=8)  # the overview shows 7 days
+
+# The hour a delivery was received in, as each backend stores a datetime.
+SQLITE_HOUR = "substr({row}.created_at, 1, 13) || ':00:00'"
+POSTGRES_HOUR = "date_trunc('hour', {row}.created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+
+SQLITE_TRIGGERS = [
+    f"""CREATE TRIGGER delivery_tally_insert AFTER INSERT ON forwarding_delivery BEGIN
+        INSERT INTO forwarding_deliverytally (hour, state, change)
+        VALUES ({SQLITE_HOUR.format(row="NEW")}, NEW.state, 1);
+    END""",
+    f"""CREATE TRIGGER delivery_tally_update AFTER UPDATE OF state, created_at ON forwarding_delivery
+    WHEN OLD.state IS NOT NEW.state OR OLD.created_at IS NOT NEW.created_at BEGIN
+        INSERT INTO forwarding_deliverytally (hour, state, change)
+        VALUES ({SQLITE_HOUR.format(row="OLD")}, OLD.state, -1), ({SQLITE_HOUR.format(row="NEW")}, NEW.state, 1);
+    END""",
+]
+SQLITE_DROP = ["DROP TRIGGER IF EXISTS delivery_tally_insert", "DROP TRIGGER IF EXISTS delivery_tally_update"]
+
+POSTGRES_TRIGGERS = [
+    f"""CREATE FUNCTION forwarding_delivery_tally() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'UPDATE' THEN
+            INSERT INTO forwarding_deliverytally (hour, state, change)
+            VALUES ({POSTGRES_HOUR.format(row="OLD")}, OLD.state, -1);
+        END IF;
+        INSERT INTO forwarding_deliverytally (hour, state, change)
+        VALUES ({POSTGRES_HOUR.format(row="NEW")}, NEW.state, 1);
+        RETURN NULL;
+    END $$""",
+    """CREATE TRIGGER delivery_tally_insert AFTER INSERT ON forwarding_delivery
+    FOR EACH ROW EXECUTE FUNCTION forwarding_delivery_tally()""",
+    """CREATE TRIGGER delivery_tally_update AFTER UPDATE OF state, created_at ON forwarding_delivery
+    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.created_at IS DISTINCT FROM NEW.created_at)
+    EXECUTE FUNCTION forwarding_delivery_tally()""",
+]
+POSTGRES_DROP = [
+    "DROP TRIGGER IF EXISTS delivery_tally_insert ON forwarding_delivery",
+    "DROP TRIGGER IF EXISTS delivery_tally_update ON forwarding_delivery",
+    "DROP FUNCTION IF EXISTS forwarding_delivery_tally()",
+]
+
+
+def hour_sql(vendor, row):
+    return (POSTGRES_HOUR if vendor == "postgresql" else SQLITE_HOUR).format(row=row)
+
+
+def create_triggers(schema_editor):
+    """Install the triggers, and tally the deliveries already stored (in the migration)."""
+    vendor = schema_editor.connection.vendor
+    for sql in POSTGRES_TRIGGERS if vendor == "postgresql" else SQLITE_TRIGGERS:
+        schema_editor.execute(sql, params=None)
+    with schema_editor.connection.cursor() as cursor:
+        tally_stored(cursor, vendor)
+
+
+def tally_stored(cursor, vendor):
+    """Tally the deliveries stored before the triggers were (one row per hour and state)."""
+    cursor.execute(
+        "INSERT INTO forwarding_deliverytally (hour, state, change) "
+        f"SELECT {hour_sql(vendor, 'forwarding_delivery')}, state, COUNT(*) FROM forwarding_delivery GROUP BY 1, 2"
+    )
+
+
+def drop_triggers(schema_editor):
+    vendor = schema_editor.connection.vendor
+    for sql in POSTGRES_DROP if vendor == "postgresql" else SQLITE_DROP:
+        schema_editor.execute(sql, params=None)
+
+
+def fold(now=None):
+    """Sum the tallies into one row per (hour, state) and drop the hours past KEPT. Safe beside
+    writers: it takes exactly the rows it deletes, and the triggers only ever insert."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        DeliveryTally.objects.filter(hour__lt=now - KEPT).delete()
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM forwarding_deliverytally RETURNING hour, state, change")
+            rows = cursor.fetchall()
+            sums = defaultdict(int)
+            for hour, state, change in rows:
+                sums[(hour, state)] += change
+            kept = [(hour, state, total) for (hour, state), total in sums.items() if total]
+            if kept:
+                cursor.executemany(
+                    "INSERT INTO forwarding_deliverytally (hour, state, change) VALUES (%s, %s, %s)", kept
+                )
+    return len(rows)

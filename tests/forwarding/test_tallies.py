@@ -1,0 +1,69 @@
+"""The overview's tallies: database triggers count every delivery by the hour it was received and
+its state now, whichever way the state changes; folding sums them and forgets old hours."""
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.db.models import Count
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from forwarding import tallies
+from forwarding.models import Delivery, DeliveryTally, State
+
+pytestmark = pytest.mark.django_db
+
+
+def tallied():
+    """{(hour, state): deliveries} as the tallies say, zeros left out."""
+    sums = Counter()
+    for row in DeliveryTally.objects.all():
+        sums[(row.hour, row.state)] += row.change
+    return {key: n for key, n in sums.items() if n}
+
+
+def counted():
+    """The same, counted from the deliveries themselves."""
+    rows = Delivery.objects.annotate(hour=TruncHour("created_at")).values("hour", "state").annotate(n=Count("pk"))
+    return {(row["hour"], row["state"]): row["n"] for row in rows}
+
+
+def hour(moment):
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def test_every_way_of_changing_a_state_is_counted_and_folding_keeps_the_sums(make_call):
+    now = timezone.now()
+    yesterday = now - timedelta(hours=30)
+    first, _ = make_call(state="pending", received_at=now), make_call(state="pending", received_at=now)
+    old = make_call(received_at=yesterday)
+    Delivery.objects.filter(pk=first.pk).update(state=State.DELIVERED)  # one row
+    Delivery.objects.filter(state=State.PENDING).update(state=State.WAITING)  # in bulk
+    delivery = Delivery.objects.get(pk=old.pk)  # a whole-row save, and one that changes nothing
+    delivery.state = State.FAILED
+    delivery.save()
+    delivery.save()
+
+    expected = {(hour(now), State.DELIVERED): 1, (hour(now), State.WAITING): 1, (hour(yesterday), State.FAILED): 1}
+    assert tallied() == counted() == expected
+    assert DeliveryTally.objects.count() > 3
+
+    tallies.fold(now)
+    assert tallied() == expected
+    assert DeliveryTally.objects.count() == 3
+
+    tallies.fold(now + timedelta(days=8, hours=-2))  # yesterday is now past what the overview shows
+    assert tallied() == {(hour(now), State.DELIVERED): 1, (hour(now), State.WAITING): 1}
+
+
+def test_the_migration_tallies_the_deliveries_stored_before_it(make_call):
+    now = timezone.now()
+    for n, state in enumerate([State.DELIVERED, State.DELIVERED, State.FAILED, State.HELD]):
+        make_call(state=state, received_at=now - timedelta(hours=n))
+    DeliveryTally.objects.all().delete()
+    with connection.cursor() as cursor:
+        tallies.tally_stored(cursor, connection.vendor)
+    assert tallied() == counted()
+    assert DeliveryTally.objects.count() == 4
