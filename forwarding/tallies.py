@@ -14,6 +14,7 @@ from django.utils import timezone
 from forwarding.models import DeliveryTally
 
 KEPT = timedelta(days=8)  # the overview shows 7 days
+FOLD_CHUNK = 50_000  # rows held in memory at once
 
 # The hour a delivery was received in, as each backend stores a datetime.
 SQLITE_HOUR = "substr({row}.created_at, 1, 13) || ':00:00'"
@@ -83,21 +84,36 @@ def drop_triggers(schema_editor):
         schema_editor.execute(sql, params=None)
 
 
-def fold(now=None):
-    """Sum the tallies into one row per (hour, state) and drop the hours past KEPT. Safe beside
-    writers: it takes exactly the rows it deletes, and the triggers only ever insert."""
+def fold(now=None, chunk=FOLD_CHUNK):
+    """Sum the tallies into one row per (hour, state), `chunk` rows at a time, and drop the hours
+    past KEPT. Safe beside writers: each chunk takes exactly the rows it deletes, and the
+    triggers only ever insert. Returns how many rows it folded."""
     now = now or timezone.now()
-    with transaction.atomic():
-        DeliveryTally.objects.filter(hour__lt=now - KEPT).delete()
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM forwarding_deliverytally RETURNING hour, state, change")
-            rows = cursor.fetchall()
-            sums = defaultdict(int)
-            for hour, state, change in rows:
-                sums[(hour, state)] += change
-            kept = [(hour, state, total) for (hour, state), total in sums.items() if total]
-            if kept:
-                cursor.executemany(
-                    "INSERT INTO forwarding_deliverytally (hour, state, change) VALUES (%s, %s, %s)", kept
-                )
+    DeliveryTally.objects.filter(hour__lt=now - KEPT).delete()
+    last = DeliveryTally.objects.order_by("-pk").values_list("pk", flat=True).first()
+    folded = 0
+    while last is not None:
+        taken = fold_chunk(last, chunk)
+        folded += taken
+        if taken < chunk:
+            break
+    return folded
+
+
+def fold_chunk(last, chunk):
+    """Fold the `chunk` oldest rows up to id `last` (their sums get new ids, past `last`)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM forwarding_deliverytally WHERE id IN "
+            "(SELECT id FROM forwarding_deliverytally WHERE id <= %s ORDER BY id LIMIT %s) "
+            "RETURNING hour, state, change",
+            [last, chunk],
+        )
+        rows = cursor.fetchall()
+        sums = defaultdict(int)
+        for hour, state, change in rows:
+            sums[(hour, state)] += change
+        kept = [(hour, state, total) for (hour, state), total in sums.items() if total]
+        if kept:
+            cursor.executemany("INSERT INTO forwarding_deliverytally (hour, state, change) VALUES (%s, %s, %s)", kept)
     return len(rows)

@@ -50,6 +50,8 @@ def test_every_way_of_changing_a_state_is_counted_and_folding_keeps_the_sums(mak
     assert tallied() == counted() == expected
     assert DeliveryTally.objects.count() > 3
 
+    tallies.fold(now, chunk=2)  # in chunks, as with a large backlog of rows
+    assert tallied() == expected
     tallies.fold(now)
     assert tallied() == expected
     assert DeliveryTally.objects.count() == 3
