@@ -28,6 +28,7 @@ from forwarding.models import (
 )
 
 PAGE_SIZE = 50
+STATUS_CLASSES_INDEXED = ("4xx", "5xx")
 HISTORY_SIZE = 100
 ATTEMPTS_SHOWN = 20
 TOP_CAUSES = 8
@@ -183,6 +184,8 @@ def driver_of(log_filter):
         return "call"  # the search indexes are on calls, and a search matches few rows
     if log_filter.state or log_filter.cause or log_filter.event or log_filter.user:
         return "delivery"
+    if log_filter.status in STATUS_CLASSES_INDEXED:
+        return "delivery"  # the partial indexes delivery_4xx and delivery_5xx
     return "call"
 
 

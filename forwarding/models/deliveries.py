@@ -1,6 +1,7 @@
 """One delivery per accepted call, one attempt per try, one exchange per HTTP request."""
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from forwarding.models.calls import Call
@@ -83,6 +84,17 @@ class Delivery(models.Model):
             models.Index(fields=["event_key", "state", "created_at"], name="delivery_event"),
             # Log filtered by cause of error.
             models.Index(fields=["error_cause", "-created_at"], name="delivery_cause"),
+            # Log filtered by a class of HTTP status, newest first (partial: few rows qualify).
+            models.Index(
+                fields=["-created_at", "-call"],
+                name="delivery_4xx",
+                condition=Q(last_status__gte=400, last_status__lt=500),
+            ),
+            models.Index(
+                fields=["-created_at", "-call"],
+                name="delivery_5xx",
+                condition=Q(last_status__gte=500, last_status__lt=600),
+            ),
         ]
 
     def __str__(self):
