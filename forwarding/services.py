@@ -8,10 +8,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import Count, F
 from django.utils import timezone
 
-from forwarding import event_names, policy, sending, tallies
+from forwarding import claims, event_names, policy, sending, tallies
 from forwarding.mapping import map_call
 from forwarding.models import Call, CallType, ContactLink, Delivery, EventName, Outcome, State, Trigger, WorkerStart
 from forwarding.recording import AttemptLog
@@ -147,28 +147,14 @@ def deliver_one(pk, deadline):
 
 def claim(pk):
     """Take delivery `pk` for this worker with a lease, unless it is not due or an older call of
-    the same user goes first. Returns the delivery (with its call) or None."""
+    the same user goes first (see `claims.CLAIM`). Returns the delivery (with its call) or None."""
     now = timezone.now()
-    due = Delivery.objects.filter(pk=pk, state=State.PENDING, next_attempt_at__lte=now)
-    claimed = due.filter(Q(user_id="") | ~Exists(older_in_line())).update(
-        state=State.DELIVERING, lease_expires_at=now + timedelta(seconds=settings.RELAY_LEASE_SECONDS), updated_at=now
-    )
-    if not claimed:
+    if not claims.take(pk, now, now + timedelta(seconds=settings.RELAY_LEASE_SECONDS)):
         # Still due, so an older call holds it back: its task ends here, and the older call's
         # worker enqueues it when that one finishes. (Else it is not due, or another worker won.)
-        due.update(enqueued_at=None)
+        Delivery.objects.filter(pk=pk, state=State.PENDING, next_attempt_at__lte=now).update(enqueued_at=None)
         return None
     return Delivery.objects.select_related("call").get(pk=pk)
-
-
-def older_in_line():
-    """Order per user: an older call of the same user that is new or in flight goes first (for
-    use in a filter on the delivery, as Exists). A call in retry backoff does not hold back the
-    ones after it."""
-    older = Q(created_at__lt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), pk__lt=OuterRef("pk"))
-    return Delivery.objects.filter(
-        older, user_id=OuterRef("user_id"), retry_count=0, state__in=[State.PENDING, State.DELIVERING]
-    )
 
 
 def kick_next(user_ids):
