@@ -147,7 +147,11 @@ def send(url, key):
 @pytest.mark.timeout(720)
 def test_it_delivers_every_call_once_through_faults_kills_and_restarts(cluster, sandbox, settings, tmp_path, capsys):
     source, key = Source.create_with_key("Chaos")
-    cluster.ensure_running()
+    # A fifth of the answers fail and one in twenty times out: an identify (two requests) fails an
+    # attempt about 44 % of the time, so the suite's eight retries ran out for one call of the 400
+    # identifies and groups in about one run of eight. This test is about kills and restarts, not
+    # running out of retries (tests/forwarding covers that): sixteen short retries.
+    cluster.configure(RELAY_RETRY_SCHEDULE=",".join(["1s", "1s", "2s", "2s"] + ["3s"] * 12))
     web = Web(relay_env(DJANGO_ALLOWED_HOSTS="127.0.0.1"), tmp_path / "gunicorn.log")
     sandbox.configure(error_rate=ERROR_RATE, slow_rate=0.05, slow_ms=3000, rate_limit=400, rate_limit_window=2)
     chaos = Chaos(cluster, sandbox, web)
