@@ -112,11 +112,20 @@ class Route:
     warning: str = ""
 
 
-def route(event_key, forced=False):
+def entries(keys):
+    """The registry entries of `keys` with their rename targets, for a task to route its
+    deliveries with one query: {key: EventName}."""
+    return {entry.key: entry for entry in EventName.objects.filter(key__in=list(keys)).select_related("rename_to")}
+
+
+def route(event_key, forced=False, entries=None):
     """Forward under the (renamed) name when it has a slot or one is free; else hold or suppress.
     A forced resend (the operator's, of one call) goes out under an archived name all the same,
-    with a warning, and without taking a slot for it."""
-    entry = EventName.objects.filter(key=event_key).select_related("rename_to").first()
+    with a warning, and without taking a slot for it. `entries` (see `entries`) saves the query."""
+    if entries is None or event_key not in entries:
+        entry = EventName.objects.filter(key=event_key).select_related("rename_to").first()
+    else:
+        entry = entries[event_key]
     if entry is None:
         return Route(state=State.FAILED, reason=f"event name {event_key!r} is not in the registry")
     if entry.status == NameStatus.ARCHIVED:
@@ -145,12 +154,15 @@ def take_slot(entry):
         # One lock for every slot decision: the status row (SQLite serialises writers anyway).
         IntercomStatus.objects.select_for_update().get_or_create(name="intercom")
         if EventName.objects.filter(pk=entry.pk, slot_used_at__isnull=False).exists():
+            entry.slot_used_at = entry.slot_used_at or timezone.now()
             return True
         if used() >= limit():
             return False
-        return bool(
-            EventName.objects.filter(pk=entry.pk, slot_used_at__isnull=True).update(slot_used_at=timezone.now())
-        )
+        now = timezone.now()
+        if not EventName.objects.filter(pk=entry.pk, slot_used_at__isnull=True).update(slot_used_at=now):
+            return False
+        entry.slot_used_at = now  # the task's other deliveries of this name route without asking
+        return True
 
 
 def refused_by_intercom(event_key, forwarded_name):

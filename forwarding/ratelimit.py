@@ -1,6 +1,8 @@
 """One rate limiter shared by every worker, kept in the database, following the
-X-RateLimit-* headers Intercom sends with each answer."""
+X-RateLimit-* headers Intercom sends with each answer. From a large window a worker takes
+requests BLOCK at a time, spends them until the window resets, and gives back what its task left."""
 
+import time
 from datetime import UTC, datetime
 
 from django.db.models import F, Q
@@ -15,29 +17,65 @@ NAME = "intercom"
 # answer once the window runs low.
 SYNC_EVERY = 10
 LOW_SHARE = 0.2
-_last_sync = {"reset_at": None, "answers": 0}
+_last_sync = {"reset_at": None, "answers": 0, "headers": True}
+# Blocks are taken only from large windows (Intercom's are over a thousand), and not once the
+# window runs low: there the count must follow each answer, or the requests other workers have in
+# flight when a new window is learnt (the answers' counts do not know them yet) end in 429s.
+BLOCK = 10
+BLOCKS_FROM_LIMIT = 200
+# With no window known (none yet, or this process's last answer had no headers), the next
+# BLOCK - 1 requests of this process go without asking for this long. A window that has just
+# ended is followed request by request until the answers tell the new one.
+UNKNOWN_WINDOW_SECONDS = 0.5
+_held = {"tokens": 0, "reset_at": None, "until": 0.0}
 
 
 def wait_seconds(now=None):
     """Take one request from the current window: 0 to go now, else seconds until it resets."""
     now = now or timezone.now()
-    taken = RateLimitWindow.objects.filter(name=NAME, reset_at__gt=now, remaining__gt=0).update(
-        remaining=F("remaining") - 1
-    )
-    if taken:
+    if _held["tokens"] > 0 and (now < _held["reset_at"] if _held["reset_at"] else time.monotonic() < _held["until"]):
+        _held["tokens"] -= 1
+        return 0
+    _held.update(tokens=0, reset_at=None, until=0.0)
+    current = RateLimitWindow.objects.filter(name=NAME, reset_at__gt=now)
+    plenty = current.filter(limit__gte=BLOCKS_FROM_LIMIT, remaining__gte=F("limit") * LOW_SHARE + BLOCK)
+    if plenty.update(remaining=F("remaining") - BLOCK):
+        reset_at = current.values_list("reset_at", flat=True).first()
+        if reset_at is not None:
+            _held.update(tokens=BLOCK - 1, reset_at=reset_at)
+        return 0
+    if current.filter(remaining__gt=0).update(remaining=F("remaining") - 1):
         return 0
     window = RateLimitWindow.objects.filter(name=NAME).first()
-    if window is None or window.reset_at is None or window.reset_at <= now or window.remaining is None:
-        return 0  # no window known, or it has ended: the answer will tell us the new one
+    unknown = window is None or window.reset_at is None or window.remaining is None
+    if unknown or (window.reset_at <= now and not _last_sync["headers"]):
+        # No window known, or it has ended and answers come without headers: go, and let the
+        # next few requests go without asking.
+        _held.update(tokens=BLOCK - 1, until=time.monotonic() + UNKNOWN_WINDOW_SECONDS)
+        return 0
+    if window.reset_at <= now:
+        return 0  # it has just ended: one request at a time until an answer tells the new one
     return (window.reset_at - now).total_seconds()
+
+
+def give_back():
+    """Return the requests this process took and did not send to the shared window (a task
+    ends: another worker may need them before the window resets)."""
+    tokens, reset_at = _held["tokens"], _held["reset_at"]
+    _held.update(tokens=0, reset_at=None, until=0.0)
+    if tokens and reset_at is not None:
+        RateLimitWindow.objects.filter(name=NAME, reset_at=reset_at).update(remaining=F("remaining") + tokens)
 
 
 def observe(response):
     """Record what the answer's headers say about the window."""
+    if response.status == 429:
+        _held.update(tokens=0)  # over the limit after all: ask the shared window again
     limit = response.header_int("X-RateLimit-Limit")
     remaining = response.header_int("X-RateLimit-Remaining")
     reset = response.header_int("X-RateLimit-Reset")
-    if remaining is None or reset is None:
+    _last_sync["headers"] = remaining is not None and reset is not None
+    if not _last_sync["headers"]:
         return
     reset_at = datetime.fromtimestamp(reset, tz=UTC)
     if not needs_sync(reset_at, remaining, limit):

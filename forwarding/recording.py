@@ -34,9 +34,12 @@ def cut(value):
 class AttemptLog:
     """Sends requests for one attempt and records them."""
 
-    def __init__(self, delivery, trigger):
-        self.attempt = Attempt.objects.create(delivery=delivery, trigger=trigger)
+    def __init__(self, delivery, trigger, attempt=None, contacts=None):
+        # The task creates its attempts' rows together (`Journal.begin`); alone, it is created here.
+        self.attempt = attempt or Attempt.objects.create(delivery=delivery, trigger=trigger)
+        self.contacts = {} if contacts is None else contacts  # {userId: contact id or None}, see sending
         self.client = intercom.client()
+        self.started_at = timezone.now()
         self.started = time.monotonic()
         self.unwritten = None  # the last exchange, written with the next request or the outcome
 
@@ -83,18 +86,26 @@ class AttemptLog:
             status=status,
             error=error[:500],
             warnings=list(warnings),
-            duration_ms=int((time.monotonic() - self.started) * 1000),
+            started_at=self.started_at,
+            duration_ms=self.duration_ms(),
         )
+
+    def duration_ms(self):
+        return int((time.monotonic() - self.started) * 1000)
+
+    def take_unwritten(self):
+        """The exchange not written yet, for the journal to write (at most one)."""
+        unwritten, self.unwritten = self.unwritten, None
+        return [unwritten] if unwritten is not None else []
 
 
 def note_connection(response):
     """Keep the dashboard's connection status: a refused token raises the banner, a success clears it."""
     global _success_checked_at
-    now = timezone.now()
     if response.status in (401, 403):
         _success_checked_at = float("-inf")  # the next success clears the banner at once
         IntercomStatus.objects.update_or_create(
-            name="intercom", defaults={"auth_failed_at": now, "auth_error": response.error_message[:500]}
+            name="intercom", defaults={"auth_failed_at": timezone.now(), "auth_error": response.error_message[:500]}
         )
     elif response.ok:
         # Written at most every few seconds, but at once when it clears the banner; and asked at
@@ -102,6 +113,7 @@ def note_connection(response):
         if time.monotonic() - _success_checked_at < SUCCESS_CHECK_SECONDS:
             return
         _success_checked_at = time.monotonic()
+        now = timezone.now()
         stale = Q(last_success_at=None) | Q(last_success_at__lt=now - STATUS_WRITE_INTERVAL)
         updated = IntercomStatus.objects.filter(stale | ~Q(auth_failed_at=None), name="intercom").update(
             last_success_at=now, auth_failed_at=None, auth_error=""

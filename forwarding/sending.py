@@ -68,17 +68,18 @@ def identify(log, mapped, warnings):
     body = dict(mapped.contact)
     body = with_attributes(log, "contact", body, warnings, mapped.date_attributes)
     external_id = body["external_id"]
-    link = ContactLink.objects.filter(user_id=external_id).first()
+    contact_id = linked_contact(log, external_id)
     response = None
-    if link:
-        response = log.send("update_contact", link.contact_id, body)
+    if contact_id:
+        response = log.send("update_contact", contact_id, body)
         if response.status == 404:  # deleted or archived in Intercom since we cached it
-            link.delete()
-            link = None
-    if link is None:
+            forget_contact(log, external_id)
+            contact_id = None
+    if contact_id is None:
         response = upsert_contact(log, body)
     check(response)
-    remember_contact(external_id, response.body["id"])
+    if response.body["id"] != log.contacts.get(external_id):  # new, or changed
+        remember_contact(log, external_id, response.body["id"])
     for company in mapped.companies:
         attach(log, response.body["id"], company, warnings, mapped.company_date_attributes)
     return response.status
@@ -102,22 +103,37 @@ def upsert_contact(log, body):
     return log.send("update_contact", match.group(1), body)
 
 
-def remember_contact(user_id, contact_id):
+def linked_contact(log, user_id):
+    """The cached Intercom contact id of a user, or None; the task may have fetched it already
+    (`log.contacts`)."""
+    if user_id not in log.contacts:
+        link = ContactLink.objects.filter(user_id=user_id).values_list("contact_id", flat=True).first()
+        log.contacts[user_id] = link
+    return log.contacts[user_id]
+
+
+def remember_contact(log, user_id, contact_id):
     ContactLink.objects.update_or_create(
         user_id=user_id, defaults={"contact_id": contact_id, "updated_at": timezone.now()}
     )
+    log.contacts[user_id] = contact_id
+
+
+def forget_contact(log, user_id):
+    ContactLink.objects.filter(user_id=user_id).delete()
+    log.contacts[user_id] = None
 
 
 def contact_for(log, user_id):
     """The Intercom contact id of a user (cached, or looked up); None when Intercom has none."""
-    link = ContactLink.objects.filter(user_id=user_id).first()
-    if link:
-        return link.contact_id
+    contact_id = linked_contact(log, user_id)
+    if contact_id:
+        return contact_id
     found = log.send("find_contact", user_id)
     if found.status == 404:
         return None
     check(found)
-    remember_contact(user_id, found.body["id"])
+    remember_contact(log, user_id, found.body["id"])
     return found.body["id"]
 
 
@@ -126,7 +142,7 @@ def track(log, mapped, user_id):
         raise Stop(Result.waiting(None, "Intercom has no contact for this user yet"))
     response = log.send("create_event", mapped.event)
     if response.status == 404:
-        ContactLink.objects.filter(user_id=user_id).delete()
+        forget_contact(log, user_id)
         raise Stop(Result.waiting(response, "Intercom answered User Not Found"))
     return check(response).status
 

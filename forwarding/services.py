@@ -11,9 +11,9 @@ from django.db import DatabaseError, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from forwarding import claims, event_names, policy, sending, tallies
-from forwarding.mapping import map_call
-from forwarding.models import Call, CallType, ContactLink, Delivery, EventName, Outcome, State, Trigger, WorkerStart
+from forwarding import attempts, claims, event_names, ratelimit, tallies
+from forwarding.journal import Journal
+from forwarding.models import Attempt, Call, ContactLink, Delivery, EventName, State, Trigger, WorkerStart
 from forwarding.recording import AttemptLog
 
 logger = logging.getLogger(__name__)
@@ -24,15 +24,6 @@ TASK_BUDGET_SECONDS = 40
 IN_TASK_WAIT_SECONDS = 15
 SWEEP_BATCH = 1000
 BATCH_SIZE = 50  # deliveries per task at most
-ROUTE_OUTCOMES = {State.HELD: Outcome.HELD, State.SUPPRESSED: Outcome.SUPPRESSED, State.FAILED: Outcome.FAILED}
-TERMINAL_OUTCOME_STATES = {
-    Outcome.DELIVERED: State.DELIVERED,
-    Outcome.WAITING: State.WAITING,
-    Outcome.HELD: State.HELD,
-    Outcome.SUPPRESSED: State.SUPPRESSED,
-    Outcome.SKIPPED: State.SKIPPED,
-    Outcome.FAILED: State.FAILED,
-}
 
 
 def accept(calls):
@@ -112,19 +103,68 @@ def deliver(pk, budget=TASK_BUDGET_SECONDS):
 
 
 def deliver_many(pks, budget=TASK_BUDGET_SECONDS):
-    """Claim and try each delivery in turn; then hand on to each user's next call where its own
-    task found it blocked. What the budget leaves is enqueued again as a task of its own."""
+    """Claim the deliveries together and try them in order. A user's later call that an earlier
+    one of the same task held back is claimed again once that one is done; a rate-limited one
+    due within the budget is tried again here. Then hand on to each user's next call where its
+    own task found it blocked. What the budget leaves is enqueued again as a task of its own."""
     deadline = time.monotonic() + budget
-    users = set()
-    for index, pk in enumerate(pks):
-        if index and time.monotonic() > deadline:
-            enqueue(pks[index:])
-            break
-        user_id = deliver_one(pk, deadline)
-        if user_id:
-            users.add(user_id)
+    users, retry, left = set(), [], list(pks)
+    try:
+        while left:
+            deliveries, lease_until = claim(left)
+            if not deliveries:
+                break
+            taken = {delivery.pk for delivery in deliveries}
+            left = [pk for pk in left if pk not in taken]
+            untried = run(deliveries, lease_until, deadline, users, retry)
+            if untried:
+                enqueue(untried)
+            if untried or time.monotonic() > deadline:
+                break  # the ones still held back are kicked by the call before them
+        for pk in retry:
+            if time.monotonic() < deadline:
+                users.add(deliver_one(pk, deadline))
+    finally:
+        ratelimit.give_back()
+    users.discard("")
     if users:
         kick_next(users)
+
+
+def run(deliveries, lease_until, deadline, users, retry):
+    """Try claimed deliveries in order, with what they need fetched together and the delivered
+    ones recorded together (see `journal`). Adds their users to `users` and the rate-limited
+    ones to `retry`; returns the pks given back untried when the budget ran out."""
+    names = event_names.entries({delivery.event_key for delivery in deliveries if delivery.event_key})
+    plans = []
+    for delivery in deliveries:
+        planned = attempts.plan(delivery, names)
+        if isinstance(planned, attempts.Plan):
+            plans.append(planned)
+        users.add(delivery.user_id)
+    contacts = dict.fromkeys({planned.user_id for planned in plans})
+    contacts.update(ContactLink.objects.filter(user_id__in=list(contacts)).values_list("user_id", "contact_id"))
+    begun = Journal.begin([planned.delivery for planned in plans])
+    records = Journal()
+    try:
+        for index, planned in enumerate(plans):
+            delivery = planned.delivery
+            if index and time.monotonic() > deadline:
+                return give_back([later.delivery.pk for later in plans[index:]], begun, lease_until)
+            log = AttemptLog(delivery, delivery.trigger, begun[delivery.pk], contacts)
+            changes = attempts.send(planned, log, records)
+            if changes.get("state") == State.PENDING and changes.get("error_cause") == "rate_limited":
+                retry.append(delivery.pk)
+    finally:
+        records.flush()
+    return []
+
+
+def give_back(pks, begun, lease_until):
+    """Deliveries a task claimed and did not try: pending again, and their attempts unmade."""
+    Attempt.objects.filter(pk__in=[begun[pk].pk for pk in pks]).delete()
+    claims.give_back(pks, timezone.now(), lease_until)
+    return pks
 
 
 def deliver_one(pk, deadline):
@@ -132,10 +172,11 @@ def deliver_one(pk, deadline):
     here. Returns the userId it was for, or "" when it was not claimed or anonymous."""
     user_id = ""
     while True:
-        delivery = claim(pk)
-        if delivery is None:
+        deliveries, _ = claim([pk])
+        if not deliveries:
             return user_id
-        changes = attempt(delivery)
+        delivery = deliveries[0]
+        changes = attempts.attempt(delivery)
         user_id = delivery.user_id
         if changes.get("state") != State.PENDING or changes.get("error_cause") != "rate_limited":
             return user_id
@@ -145,16 +186,22 @@ def deliver_one(pk, deadline):
         time.sleep(max(wait, 0))
 
 
-def claim(pk):
-    """Take delivery `pk` for this worker with a lease, unless it is not due or an older call of
-    the same user goes first (see `claims.CLAIM`). Returns the delivery (with its call) or None."""
+def claim(pks):
+    """Take the deliveries `pks` for this worker under one lease, but not those not due or held
+    back by an older call of the same user (see `claims.CLAIM`). Returns the deliveries taken
+    (with their calls, in the order of `pks`) and the lease's end."""
     now = timezone.now()
-    if not claims.take(pk, now, now + timedelta(seconds=settings.RELAY_LEASE_SECONDS)):
+    lease_until = now + timedelta(seconds=settings.RELAY_LEASE_SECONDS)
+    taken = claims.take(pks, now, lease_until)
+    held_back = [pk for pk in pks if pk not in taken]
+    if held_back:
         # Still due, so an older call holds it back: its task ends here, and the older call's
         # worker enqueues it when that one finishes. (Else it is not due, or another worker won.)
-        Delivery.objects.filter(pk=pk, state=State.PENDING, next_attempt_at__lte=now).update(enqueued_at=None)
-        return None
-    return Delivery.objects.select_related("call").get(pk=pk)
+        Delivery.objects.filter(pk__in=held_back, state=State.PENDING, next_attempt_at__lte=now).update(
+            enqueued_at=None
+        )
+    rows = Delivery.objects.select_related("call").in_bulk(list(taken)) if taken else {}
+    return [rows[pk] for pk in pks if pk in rows], lease_until
 
 
 def kick_next(user_ids):
@@ -170,128 +217,6 @@ def kick_next(user_ids):
             kicked.append(pk)
     if kicked:
         enqueue(kicked)
-
-
-def attempt(delivery):
-    """One try of a claimed delivery: record an attempt and move the delivery to its next state.
-    Returns the delivery's changed fields."""
-    call = delivery.call
-    trigger = delivery.trigger
-    if call.payload is None:
-        return finish(delivery, None, sending.Result(Outcome.FAILED, error="payload expired", cause="expired"))
-    user_id = attribute(delivery, call)
-    mapped = map_call(call.payload, user_id=user_id or None, page_event_name=settings.INTERCOM_PAGE_EVENT_NAME)
-    if mapped.skip_reason:
-        return finish(delivery, None, sending.Result(Outcome.SKIPPED, error=mapped.skip_reason, cause="skipped"))
-    if not user_id:
-        reason = "anonymous call: waiting for an identify with this anonymousId"
-        return finish(delivery, None, sending.Result(Outcome.WAITING, error=reason, cause="anonymous"))
-    route = None
-    if delivery.event_key:
-        route = event_names.route(delivery.event_key, forced=trigger == Trigger.MANUAL)
-        if route.state:
-            outcome = ROUTE_OUTCOMES[route.state]
-            return finish(delivery, None, sending.Result(outcome, error=route.reason, cause=f"name_{route.state}"))
-        mapped = map_call(call.payload, user_id=user_id, event_name=route.name, page_event_name=route.name)
-    log = AttemptLog(delivery, trigger)
-    try:
-        result = sending.send(log, mapped, user_id)
-    except Exception as exc:  # a bug: recorded as an outcome and retried on the schedule
-        logger.exception("delivery %s failed with an exception", delivery.pk)
-        result = sending.Result(Outcome.ERROR, error=f"{exc.__class__.__name__}: {exc}"[:500], cause="relay_error")
-    if route is not None and route.warning:
-        result.warnings.append(route.warning)
-    changes = finish(delivery, log, result)
-    if result.outcome == Outcome.WAITING and ContactLink.objects.filter(user_id=user_id).exists():
-        # The identify succeeded while this attempt was looking: its release missed this one.
-        release_user(user_id)
-    if result.outcome == Outcome.HELD and route is not None:
-        event_names.refused_by_intercom(delivery.event_key, route.name)
-    if result.outcome == Outcome.DELIVERED and call.type == CallType.IDENTIFY:
-        release_user(user_id, call.anonymous_id)
-    return changes
-
-
-def attribute(delivery, call):
-    """The userId a call is forwarded for; an anonymous call takes the userId of an identify
-    that carried the same anonymousId."""
-    if delivery.user_id or not call.anonymous_id:
-        return delivery.user_id
-    linked = (
-        Call.objects.filter(anonymous_id=call.anonymous_id, type=CallType.IDENTIFY)
-        .exclude(user_id="")
-        .order_by("received_at")
-        .values_list("user_id", flat=True)
-        .first()
-    )
-    if linked:
-        Delivery.objects.filter(pk=delivery.pk).update(user_id=linked)
-        delivery.user_id = linked
-    return linked or ""
-
-
-def finish(delivery, log, result):
-    """Write the attempt's outcome and the delivery's next state; returns the changed fields."""
-    now = timezone.now()
-    changes = {
-        "lease_expires_at": None,
-        "updated_at": now,
-        "trigger": Trigger.AUTO,
-        "warnings": result.warnings,
-        "last_status": result.status,
-    }
-    state = TERMINAL_OUTCOME_STATES.get(result.outcome)
-    if state is not None:
-        changes.update(state=state, last_error=result.error[:500], error_cause=result.cause)
-        if state == State.DELIVERED:
-            changes.update(delivered_at=now, last_error="", error_cause="")
-    else:
-        changes.update(next_state(delivery, result, now))
-    # One transaction: nobody sees the attempt's outcome without the delivery's new state.
-    with transaction.atomic():
-        if log is not None:
-            changes["attempt_count"] = delivery.attempt_count + 1
-            log.finish(result.outcome, result.status, result.error, result.warnings)
-        Delivery.objects.filter(pk=delivery.pk).update(**changes)
-        event_names.count_outcome(delivery.event_key, delivery.state, changes.get("state", delivery.state))
-    return changes
-
-
-def next_state(delivery, result, now):
-    """Field changes for an attempt that will be tried again (or has used up its retries)."""
-    common = {"last_error": result.error[:500], "error_cause": result.cause}
-    if result.outcome == Outcome.RATE_LIMITED:
-        return {**common, "state": State.PENDING, "next_attempt_at": policy.after(result.wait_seconds, now)}
-    if result.outcome == Outcome.AUTH:
-        # The token is refused: wait and try again slowly, never drop.
-        return {
-            **common,
-            "state": State.PENDING,
-            "next_attempt_at": policy.after(settings.RELAY_AUTH_RETRY_SECONDS, now),
-        }
-    retry_count = delivery.retry_count + 1
-    delay = policy.retry_delay(retry_count)
-    if delay is None:
-        return {**common, "state": State.FAILED, "last_error": f"retries used up: {result.error}"[:500]}
-    return {**common, "state": State.PENDING, "retry_count": retry_count, "next_attempt_at": policy.after(delay, now)}
-
-
-def release_user(user_id, anonymous_id=""):
-    """After a successful identify: the user's waiting deliveries (and anonymous ones with the
-    same anonymousId) become due, in the order received."""
-    now = timezone.now()
-    Delivery.objects.filter(user_id=user_id, state=State.WAITING).update(
-        state=State.PENDING, next_attempt_at=now, trigger=Trigger.RELEASE, enqueued_at=None, updated_at=now
-    )
-    if anonymous_id:
-        Delivery.objects.filter(anonymous_id=anonymous_id, user_id="", state=State.WAITING).update(
-            user_id=user_id,
-            state=State.PENDING,
-            next_attempt_at=now,
-            trigger=Trigger.RELEASE,
-            enqueued_at=None,
-            updated_at=now,
-        )
 
 
 def resend(delivery, trigger=Trigger.MANUAL):

@@ -1,9 +1,12 @@
-"""The shared limiter: every request takes one from the window in the database; what Intercom's
+"""The shared limiter: a worker takes requests from the window in the database ten at a time
+(one at a time once fewer are left) and gives back what its task did not send; what Intercom's
 headers say is written back at a new window, every tenth answer, and at each answer once low."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from forwarding import ratelimit
@@ -15,7 +18,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def fresh_process(monkeypatch):
-    monkeypatch.setattr(ratelimit, "_last_sync", {"reset_at": None, "answers": 0})
+    monkeypatch.setattr(ratelimit, "_last_sync", {"reset_at": None, "answers": 0, "headers": True})
+    monkeypatch.setattr(ratelimit, "_held", {"tokens": 0, "reset_at": None, "until": 0.0})
 
 
 def answer(remaining, reset_at, limit=100):
@@ -66,3 +70,58 @@ def test_a_new_window_and_a_low_count_are_written_at_once():
     assert window().remaining == 15
     ratelimit.observe(answer(14, second))
     assert window().remaining == 14
+
+
+def test_from_a_large_window_requests_are_taken_ten_at_a_time_and_the_unsent_given_back():
+    reset_at = next_reset(10)
+    ratelimit.observe(answer(950, reset_at, limit=1000))
+    assert [ratelimit.wait_seconds() for _ in range(3)] == [0, 0, 0]
+    assert window().remaining == 940  # one block for the three
+    ratelimit.give_back()  # the task ends: seven were not sent
+    assert window().remaining == 947
+    assert ratelimit.wait_seconds() == 0
+    assert window().remaining == 937  # nothing held after giving back: a new block
+
+
+def test_a_window_running_low_is_taken_one_at_a_time():
+    reset_at = next_reset(10)
+    ratelimit.observe(answer(209, reset_at, limit=1000))  # under a fifth of the limit plus a block
+    assert [ratelimit.wait_seconds() for _ in range(2)] == [0, 0]
+    assert window().remaining == 207
+
+
+def test_a_small_window_is_taken_one_at_a_time():
+    reset_at = next_reset(10)
+    ratelimit.observe(answer(150, reset_at, limit=150))  # a small limit: the count follows each answer
+    assert [ratelimit.wait_seconds() for _ in range(2)] == [0, 0]
+    assert window().remaining == 148
+
+
+def test_a_block_held_from_a_window_that_has_reset_is_not_spent():
+    reset_at = next_reset(10)
+    ratelimit.observe(answer(500, reset_at, limit=1000))
+    ratelimit.wait_seconds()
+    RateLimitWindow.objects.filter(name=ratelimit.NAME).update(remaining=0)
+    later = reset_at + timedelta(seconds=1)  # the window has reset; its block is worth nothing
+    assert ratelimit.wait_seconds(later) == 0  # one request, to learn the new window
+    ratelimit.observe(answer(0, reset_at + timedelta(seconds=10)))
+    assert ratelimit.wait_seconds(later) > 0  # the new window is spent: wait for it
+
+
+def test_when_answers_stop_carrying_headers_requests_go_a_block_at_a_time():
+    reset_at = next_reset(10)
+    ratelimit.observe(answer(50, reset_at))
+    ratelimit.observe(Response("POST", "/events", {}, 202, None, {}))  # no X-RateLimit-* headers
+    later = reset_at + timedelta(seconds=1)
+    with CaptureQueriesContext(connection) as queries:
+        assert [ratelimit.wait_seconds(later) for _ in range(ratelimit.BLOCK)] == [0] * ratelimit.BLOCK
+    assert len(queries) == 3  # two UPDATEs that take nothing and a SELECT, for the ten
+
+
+def test_a_429_drops_the_block_held():
+    reset_at = next_reset(10)
+    ratelimit.observe(answer(500, reset_at, limit=1000))
+    ratelimit.wait_seconds()
+    RateLimitWindow.objects.filter(name=ratelimit.NAME).update(remaining=0)  # others spent the rest
+    ratelimit.observe(Response("POST", "/events", {}, 429, None, {}))
+    assert ratelimit.wait_seconds() > 0

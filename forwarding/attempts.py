@@ -1,0 +1,176 @@
+"""One try of a claimed delivery: what it will send (or the state it stops in without sending),
+the requests, and the outcome written with the delivery's next state."""
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from forwarding import event_names, policy, sending
+from forwarding.mapping import Mapped, map_call
+from forwarding.models import Call, CallType, ContactLink, Delivery, Outcome, State, Trigger
+from forwarding.recording import AttemptLog
+
+logger = logging.getLogger(__name__)
+
+ROUTE_OUTCOMES = {State.HELD: Outcome.HELD, State.SUPPRESSED: Outcome.SUPPRESSED, State.FAILED: Outcome.FAILED}
+TERMINAL_OUTCOME_STATES = {
+    Outcome.DELIVERED: State.DELIVERED,
+    Outcome.WAITING: State.WAITING,
+    Outcome.HELD: State.HELD,
+    Outcome.SUPPRESSED: State.SUPPRESSED,
+    Outcome.SKIPPED: State.SKIPPED,
+    Outcome.FAILED: State.FAILED,
+}
+
+
+@dataclass
+class Plan:
+    """A delivery that will send requests: what to send, for whom, under which event name."""
+
+    delivery: Delivery
+    mapped: Mapped
+    user_id: str
+    route: event_names.Route | None
+
+
+def attempt(delivery):
+    """One try of a claimed delivery; returns the delivery's changed fields."""
+    planned = plan(delivery)
+    if not isinstance(planned, Plan):
+        return planned
+    return send(planned, AttemptLog(delivery, delivery.trigger))
+
+
+def plan(delivery, names=None):
+    """What the delivery will send, as a Plan; or, when it sends nothing (payload gone, skipped,
+    anonymous, a held or archived name), its outcome written at once and its changed fields.
+    `names` are the task's registry entries by key (see `event_names.entries`), when fetched."""
+    call = delivery.call
+    if call.payload is None:
+        return finish(delivery, None, sending.Result(Outcome.FAILED, error="payload expired", cause="expired"))
+    user_id = attribute(delivery, call)
+    mapped = map_call(call.payload, user_id=user_id or None, page_event_name=settings.INTERCOM_PAGE_EVENT_NAME)
+    if mapped.skip_reason:
+        return finish(delivery, None, sending.Result(Outcome.SKIPPED, error=mapped.skip_reason, cause="skipped"))
+    if not user_id:
+        reason = "anonymous call: waiting for an identify with this anonymousId"
+        return finish(delivery, None, sending.Result(Outcome.WAITING, error=reason, cause="anonymous"))
+    route = None
+    if delivery.event_key:
+        route = event_names.route(delivery.event_key, forced=delivery.trigger == Trigger.MANUAL, entries=names)
+        if route.state:
+            outcome = ROUTE_OUTCOMES[route.state]
+            return finish(delivery, None, sending.Result(outcome, error=route.reason, cause=f"name_{route.state}"))
+        if mapped.event is not None and mapped.event.get("event_name") != route.name:  # renamed
+            mapped = map_call(call.payload, user_id=user_id, event_name=route.name, page_event_name=route.name)
+    return Plan(delivery, mapped, user_id, route)
+
+
+def send(planned, log, journal=None):
+    """Send a Plan's requests through `log` and write the outcome: a delivered one into the
+    task's `journal` when there is one (written with the task's others), any other at once."""
+    delivery, user_id, route = planned.delivery, planned.user_id, planned.route
+    try:
+        result = sending.send(log, planned.mapped, user_id)
+    except Exception as exc:  # a bug: recorded as an outcome and retried on the schedule
+        logger.exception("delivery %s failed with an exception", delivery.pk)
+        result = sending.Result(Outcome.ERROR, error=f"{exc.__class__.__name__}: {exc}"[:500], cause="relay_error")
+    if route is not None and route.warning:
+        result.warnings.append(route.warning)
+    if journal is not None and result.outcome == Outcome.DELIVERED:
+        changes = journal.delivered(delivery, log, result)
+    else:
+        changes = finish(delivery, log, result)
+    if result.outcome == Outcome.WAITING and ContactLink.objects.filter(user_id=user_id).exists():
+        # The identify succeeded while this attempt was looking: its release missed this one.
+        release_user(user_id)
+    if result.outcome == Outcome.HELD and route is not None:
+        event_names.refused_by_intercom(delivery.event_key, route.name)
+    if result.outcome == Outcome.DELIVERED and delivery.call.type == CallType.IDENTIFY:
+        release_user(user_id, delivery.call.anonymous_id)
+    return changes
+
+
+def attribute(delivery, call):
+    """The userId a call is forwarded for; an anonymous call takes the userId of an identify
+    that carried the same anonymousId."""
+    if delivery.user_id or not call.anonymous_id:
+        return delivery.user_id
+    linked = (
+        Call.objects.filter(anonymous_id=call.anonymous_id, type=CallType.IDENTIFY)
+        .exclude(user_id="")
+        .order_by("received_at")
+        .values_list("user_id", flat=True)
+        .first()
+    )
+    if linked:
+        Delivery.objects.filter(pk=delivery.pk).update(user_id=linked)
+        delivery.user_id = linked
+    return linked or ""
+
+
+def finish(delivery, log, result):
+    """Write the attempt's outcome and the delivery's next state; returns the changed fields."""
+    now = timezone.now()
+    changes = {
+        "lease_expires_at": None,
+        "updated_at": now,
+        "trigger": Trigger.AUTO,
+        "warnings": result.warnings,
+        "last_status": result.status,
+    }
+    state = TERMINAL_OUTCOME_STATES.get(result.outcome)
+    if state is not None:
+        changes.update(state=state, last_error=result.error[:500], error_cause=result.cause)
+        if state == State.DELIVERED:
+            changes.update(delivered_at=now, last_error="", error_cause="")
+    else:
+        changes.update(next_state(delivery, result, now))
+    # One transaction: nobody sees the attempt's outcome without the delivery's new state.
+    with transaction.atomic():
+        if log is not None:
+            changes["attempt_count"] = delivery.attempt_count + 1
+            log.finish(result.outcome, result.status, result.error, result.warnings)
+        Delivery.objects.filter(pk=delivery.pk).update(**changes)
+        event_names.count_outcome(delivery.event_key, delivery.state, changes.get("state", delivery.state))
+    return changes
+
+
+def next_state(delivery, result, now):
+    """Field changes for an attempt that will be tried again (or has used up its retries)."""
+    common = {"last_error": result.error[:500], "error_cause": result.cause}
+    if result.outcome == Outcome.RATE_LIMITED:
+        return {**common, "state": State.PENDING, "next_attempt_at": policy.after(result.wait_seconds, now)}
+    if result.outcome == Outcome.AUTH:
+        # The token is refused: wait and try again slowly, never drop.
+        return {
+            **common,
+            "state": State.PENDING,
+            "next_attempt_at": policy.after(settings.RELAY_AUTH_RETRY_SECONDS, now),
+        }
+    retry_count = delivery.retry_count + 1
+    delay = policy.retry_delay(retry_count)
+    if delay is None:
+        return {**common, "state": State.FAILED, "last_error": f"retries used up: {result.error}"[:500]}
+    return {**common, "state": State.PENDING, "retry_count": retry_count, "next_attempt_at": policy.after(delay, now)}
+
+
+def release_user(user_id, anonymous_id=""):
+    """After a successful identify: the user's waiting deliveries (and anonymous ones with the
+    same anonymousId) become due, in the order received."""
+    now = timezone.now()
+    Delivery.objects.filter(user_id=user_id, state=State.WAITING).update(
+        state=State.PENDING, next_attempt_at=now, trigger=Trigger.RELEASE, enqueued_at=None, updated_at=now
+    )
+    if anonymous_id:
+        Delivery.objects.filter(anonymous_id=anonymous_id, user_id="", state=State.WAITING).update(
+            user_id=user_id,
+            state=State.PENDING,
+            next_attempt_at=now,
+            trigger=Trigger.RELEASE,
+            enqueued_at=None,
+            updated_at=now,
+        )
