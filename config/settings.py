@@ -68,8 +68,9 @@ TEMPLATES = [
 DATABASE_URL = envstr("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'relay.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Web and worker processes write at once: WAL, a busy timeout and BEGIN IMMEDIATE.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Web and worker processes write at once: WAL, a busy timeout and BEGIN IMMEDIATE. Connections
+    # are kept (CONN_MAX_AGE above): django-q2's broker and workers close old connections around
+    # every task, and a new one costs its PRAGMAs and a WAL check each time.
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",

@@ -3,7 +3,7 @@ X-RateLimit-* headers Intercom sends with each answer. From a large window a wor
 requests BLOCK at a time, spends them until the window resets, and gives back what its task left."""
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import F, Q
 from django.db.models.functions import Least
@@ -23,10 +23,13 @@ _last_sync = {"reset_at": None, "answers": 0, "headers": True}
 # flight when a new window is learnt (the answers' counts do not know them yet) end in 429s.
 BLOCK = 10
 BLOCKS_FROM_LIMIT = 200
-# With no window known (none yet, or this process's last answer had no headers), the next
-# BLOCK - 1 requests of this process go without asking for this long. A window that has just
-# ended is followed request by request until the answers tell the new one.
+# With no window known (none yet, or answers come without headers), the next BLOCK - 1 requests
+# of this process go without asking for this long.
 UNKNOWN_WINDOW_SECONDS = 0.5
+# A window that has just ended: one probe at a time (see `probe`).
+PROBING = -1
+PROBE_SECONDS = timedelta(seconds=0.5)
+PROBE_WAIT_SECONDS = 0.01
 _held = {"tokens": 0, "reset_at": None, "until": 0.0}
 
 
@@ -54,8 +57,21 @@ def wait_seconds(now=None):
         _held.update(tokens=BLOCK - 1, until=time.monotonic() + UNKNOWN_WINDOW_SECONDS)
         return 0
     if window.reset_at <= now:
-        return 0  # it has just ended: one request at a time until an answer tells the new one
+        return probe(window, now)
     return (window.reset_at - now).total_seconds()
+
+
+def probe(ended, now):
+    """The window has just ended: one request (of all the workers) goes to learn the new one from
+    its answer; the others wait for that. Were they all to go, the first answer's count would not
+    know the others' requests, and the window would be overspent by them. A probe that has not
+    been answered within PROBE_SECONDS (lost, or no headers came back) is taken over."""
+    windows = RateLimitWindow.objects.filter(name=NAME, reset_at=ended.reset_at)
+    if windows.filter(remaining__gte=0).update(remaining=PROBING, updated_at=now):
+        return 0
+    if windows.filter(remaining=PROBING, updated_at__lt=now - PROBE_SECONDS).update(updated_at=now):
+        return 0
+    return PROBE_WAIT_SECONDS
 
 
 def give_back():
@@ -74,8 +90,14 @@ def observe(response):
     limit = response.header_int("X-RateLimit-Limit")
     remaining = response.header_int("X-RateLimit-Remaining")
     reset = response.header_int("X-RateLimit-Reset")
-    _last_sync["headers"] = remaining is not None and reset is not None
-    if not _last_sync["headers"]:
+    if response.status is None:
+        return  # no answer (a timeout, a network error): nothing learnt
+    headers = remaining is not None and reset is not None
+    if not headers and _last_sync["headers"]:
+        # Answers stopped carrying the headers: no window is known any more, for every worker.
+        RateLimitWindow.objects.filter(name=NAME, reset_at__lte=timezone.now()).update(remaining=None)
+    _last_sync["headers"] = headers
+    if not headers:
         return
     reset_at = datetime.fromtimestamp(reset, tz=UTC)
     if not needs_sync(reset_at, remaining, limit):

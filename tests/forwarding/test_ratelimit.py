@@ -125,3 +125,40 @@ def test_a_429_drops_the_block_held():
     RateLimitWindow.objects.filter(name=ratelimit.NAME).update(remaining=0)  # others spent the rest
     ratelimit.observe(Response("POST", "/events", {}, 429, None, {}))
     assert ratelimit.wait_seconds() > 0
+
+
+def test_when_a_window_ends_one_request_learns_the_next_while_the_others_wait():
+    reset_at = next_reset(10)
+    ratelimit.observe(answer(0, reset_at))
+    later = reset_at + timedelta(seconds=0.1)
+    assert ratelimit.wait_seconds(later) == 0  # the probe
+    assert ratelimit.wait_seconds(later) == ratelimit.PROBE_WAIT_SECONDS  # everyone else waits for it
+    ratelimit.observe(answer(99, reset_at + timedelta(seconds=10)))  # its answer tells the new window
+    assert ratelimit.wait_seconds(later) == 0
+    assert window().remaining == 98
+
+
+def test_a_probe_that_is_not_answered_is_taken_over():
+    reset_at = next_reset(10)
+    ratelimit.observe(answer(0, reset_at))
+    later = reset_at + timedelta(seconds=0.1)
+    assert ratelimit.wait_seconds(later) == 0  # the probe, lost on its way
+    assert ratelimit.wait_seconds(later + timedelta(seconds=0.2)) == ratelimit.PROBE_WAIT_SECONDS
+    assert ratelimit.wait_seconds(later + ratelimit.PROBE_SECONDS + timedelta(seconds=0.1)) == 0
+
+
+def test_an_answer_without_headers_lifts_the_ended_window_for_every_worker():
+    ended = timezone.now() - timedelta(seconds=1)
+    RateLimitWindow.objects.create(name=ratelimit.NAME, remaining=0, limit=100, reset_at=ended)
+    assert ratelimit.wait_seconds() == 0  # the probe
+    ratelimit.observe(Response("POST", "/events", {}, 202, None, {}))  # no headers: the limit is gone
+    assert window().remaining is None
+    ratelimit._last_sync["headers"] = True  # another worker, which has not seen such an answer
+    assert ratelimit.wait_seconds() == 0
+
+
+def test_a_network_error_says_nothing_about_the_window():
+    reset_at = next_reset(10)
+    ratelimit.observe(answer(50, reset_at))
+    ratelimit.observe(Response("POST", "/events", {}, None, None, {}, error="timeout: ReadTimeoutError"))
+    assert ratelimit._last_sync["headers"] and window().remaining == 50
