@@ -504,8 +504,8 @@ def count_queries(action, redis_url=""):
 
 
 def statement_kind(sql):
-    """'UPDATE forwarding_delivery' from a statement."""
-    words = sql.replace('"', " ").split()
+    """'UPDATE forwarding_delivery' from a statement (one executemany counts as one)."""
+    words = re.sub(r"^\d+ times: ", "", sql).replace('"', " ").split()
     verb = words[0].upper() if words else "?"
     table = next((w for w in words[1:] if w.startswith(("forwarding_", "django_", "dashboard_"))), "")
     return f"{verb} {table}".strip()

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from forwarding.models import DeliveryTally
 
+TABLE = DeliveryTally._meta.db_table  # the triggers' SQL below is the migrations': it names its tables
 KEPT = timedelta(days=8)  # the overview shows 7 days
 FOLD_CHUNK = 50_000  # rows held in memory at once
 
@@ -104,8 +105,7 @@ def fold_chunk(last, chunk):
     """Fold the `chunk` oldest rows up to id `last` (their sums get new ids, past `last`)."""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            "DELETE FROM forwarding_deliverytally WHERE id IN "
-            "(SELECT id FROM forwarding_deliverytally WHERE id <= %s ORDER BY id LIMIT %s) "
+            f"DELETE FROM {TABLE} WHERE id IN (SELECT id FROM {TABLE} WHERE id <= %s ORDER BY id LIMIT %s) "
             "RETURNING hour, state, change",
             [last, chunk],
         )
@@ -115,5 +115,5 @@ def fold_chunk(last, chunk):
             sums[(hour, state)] += change
         kept = [(hour, state, total) for (hour, state), total in sums.items() if total]
         if kept:
-            cursor.executemany("INSERT INTO forwarding_deliverytally (hour, state, change) VALUES (%s, %s, %s)", kept)
+            cursor.executemany(f"INSERT INTO {TABLE} (hour, state, change) VALUES (%s, %s, %s)", kept)
     return len(rows)
