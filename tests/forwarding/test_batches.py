@@ -1,13 +1,16 @@
 """Deliveries travel in batches: one task takes up to fifty, in the order received, and hands on
 what it could not finish (its budget, or a user's next call it found blocked)."""
 
-import base64
-import json
+import time
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from forwarding import services
-from forwarding.models import Delivery, State
+from forwarding.journal import Journal
+from forwarding.models import Attempt, Delivery, EventName, State
+from tests.forwarding.ingest import post_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -24,14 +27,10 @@ def test_a_task_takes_at_most_fifty_deliveries_and_each_worker_gets_one(settings
 @pytest.fixture
 def store(client, source):
     """Stores a /v1/batch through the API; returns the new deliveries' pks in the order received."""
-    auth = "Basic " + base64.b64encode(f"{source[1]}:".encode()).decode()
 
     def post(*messages):
         before = set(Delivery.objects.values_list("pk", flat=True))
-        response = client.post(
-            "/v1/batch", json.dumps({"batch": list(messages)}), content_type="application/json", HTTP_AUTHORIZATION=auth
-        )
-        assert response.status_code == 200, response.content
+        post_batch(client, source[1], messages)
         rows = Delivery.objects.exclude(pk__in=before).order_by("created_at", "pk")
         return list(rows.values_list("pk", flat=True))
 
@@ -83,3 +82,62 @@ def test_a_call_found_blocked_is_handed_on_when_the_users_older_call_is_delivere
     assert handed_on == [[second]]
     services.deliver_many(handed_on[0])
     assert [event["event_name"] for event in sandbox.state.events_for("cat")] == ["Older", "Newer"]
+
+
+def test_a_task_asks_the_database_a_few_statements_whatever_its_size(store, sandbox, handed_on):
+    def task_of(size, offset):
+        users = [f"user-{offset + n}" for n in range(size)]
+        services.deliver_many(store(*(identify(user) for user in users)))
+        pks = store(*(track(user, "Bought") for user in users))
+        with CaptureQueriesContext(connection) as queries:
+            services.deliver_many(pks)
+        return pks, len(queries)
+
+    small, small_count = task_of(10, 0)
+    large, large_count = task_of(30, 100)
+    assert large_count - small_count < 10  # twenty more deliveries, well under one statement each
+
+    # Each delivered call is recorded in full all the same: its attempt and its exchange.
+    for pk in small + large:
+        delivery = Delivery.objects.get(pk=pk)
+        assert (delivery.state, delivery.attempt_count, delivery.last_status) == (State.DELIVERED, 1, 202)
+        (attempt,) = delivery.attempts.all()
+        assert (attempt.outcome, attempt.status) == ("delivered", 202)
+        assert attempt.started_at <= delivery.delivered_at
+        assert [(e.method, e.path, e.status) for e in attempt.exchanges.all()] == [("POST", "/events", 202)]
+    assert EventName.objects.get(key="bought").delivered_count == 40
+
+
+def test_a_users_later_call_in_the_same_task_follows_the_earlier_one(store, sandbox, handed_on):
+    pks = store(identify("dan"), track("dan", "One"), track("dan", "Two"), identify("eve"), track("eve", "Three"))
+    services.deliver_many(pks)
+    assert set(Delivery.objects.values_list("state", flat=True)) == {State.DELIVERED}
+    assert [event["event_name"] for event in sandbox.state.events_for("dan")] == ["One", "Two"]
+    assert handed_on == []
+
+
+def test_calls_a_worker_sent_but_did_not_record_are_sent_again_and_not_duplicated(
+    store, sandbox, monkeypatch, settings
+):
+    settings.RELAY_LEASE_SECONDS = 0.2
+    store(identify("fay"))
+    services.deliver_many(list(Delivery.objects.values_list("pk", flat=True)))
+    pks = store(track("fay", "Paid"), track("fay", "Shipped"))
+
+    def dies(journal):
+        raise SystemExit("the worker is killed before it writes")
+
+    monkeypatch.setattr(Journal, "flush", dies)
+    with pytest.raises(SystemExit):
+        services.deliver_many(pks)
+    states = dict(Delivery.objects.filter(pk__in=pks).values_list("pk", "state"))
+    assert [states[pk] for pk in pks] == [State.DELIVERING, State.PENDING]  # the second waits for the first
+    assert list(Attempt.objects.filter(delivery__in=pks).values_list("outcome", flat=True)) == [""]  # begun
+    monkeypatch.undo()
+
+    time.sleep(0.3)
+    assert services.sweep()["leases_expired"] == 1
+    services.deliver_many(pks)
+    assert set(Delivery.objects.filter(pk__in=pks).values_list("state", flat=True)) == {State.DELIVERED}
+    # Intercom collapsed the resent event: same user, name and created_at.
+    assert [event["event_name"] for event in sandbox.state.events_for("fay")] == ["Paid", "Shipped"]

@@ -1,12 +1,10 @@
 """The event-name rules against the sandbox: hold at the cap, archive, rename, release, 422."""
 
-import base64
-import json
-
 import pytest
 
 from forwarding import event_names, services
 from forwarding.models import Delivery, EventName, IntercomStatus, NameStatus, State, Trigger
+from tests.forwarding.ingest import post_batch
 
 
 @pytest.fixture
@@ -20,7 +18,7 @@ def relay(client, source, sandbox, settings):
 class Relay:
     def __init__(self, client, key, sandbox):
         self.client = client
-        self.auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+        self.key = key
         self.sandbox = sandbox
         self.sent = 0
 
@@ -29,9 +27,7 @@ class Relay:
             self.sent += 1
             message.setdefault("messageId", f"m-{self.sent}")
             message.setdefault("timestamp", f"2026-03-01T10:00:{self.sent:02d}Z")
-        body = json.dumps({"batch": list(messages)})
-        response = self.client.post("/v1/batch", body, content_type="application/json", HTTP_AUTHORIZATION=self.auth)
-        assert response.status_code == 200, response.content
+        post_batch(self.client, self.key, messages)
         self.deliver_due()
 
     def identify(self, user_id):
