@@ -217,9 +217,7 @@ def queries_per_delivery(backend, sandbox):
     users = [f"probe-user-{n}" for n in range(TASK_SIZE)]
     support.seed_contacts(sandbox, users)
     store_tracks(users, 2 * TASK_SIZE)
-    pks = list(
-        Delivery.objects.filter(user_id__in=users).order_by("created_at", "pk").values_list("pk", flat=True)
-    )
+    pks = list(Delivery.objects.filter(user_id__in=users).order_by("created_at", "pk").values_list("pk", flat=True))
     services.deliver_many(pks[:TASK_SIZE])
     counts = support.count_queries(lambda: services.deliver_many(pks[TASK_SIZE:]), backend.redis_url)
     return {
