@@ -97,8 +97,17 @@ def create_postgres_database(server_url, name):
         conn.execute(f'CREATE DATABASE "{name}"')
 
     def drop():
-        with admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        # An autovacuum worker may still be on the database after a heavy run; the bench's role
+        # cannot end it (FORCE fails), so wait for it to finish.
+        for attempt in range(30):
+            try:
+                with admin() as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                return
+            except psycopg.errors.InsufficientPrivilege:
+                if attempt == 29:
+                    raise
+                time.sleep(1)
 
     parts = urllib.parse.urlsplit(server_url)
     return urllib.parse.urlunsplit(parts._replace(path=f"/{name}")), drop

@@ -24,6 +24,7 @@ TASK_BUDGET_SECONDS = 40
 IN_TASK_WAIT_SECONDS = 15
 SWEEP_BATCH = 1000
 BATCH_SIZE = 50  # deliveries per task at most
+KICK_AHEAD = 10  # a user's due deliveries handed on together (see `kick_next`)
 
 
 def accept(calls):
@@ -57,6 +58,11 @@ def enqueue(delivery_ids):
     """Put the deliveries on the queue, a task per batch (see `batches`). A broker that is down (a
     Redis restart) is logged, not raised: the deliveries are stored and the sweeper enqueues them
     again."""
+    return enqueue_tasks(batches(list(delivery_ids)))
+
+
+def enqueue_tasks(tasks):
+    """Put each list of deliveries on the queue as one task (see `enqueue`)."""
     from django_q.tasks import async_task
 
     broker = queue_broker()
@@ -64,12 +70,13 @@ def enqueue(delivery_ids):
     batch = transaction.atomic() if broker.__class__.__name__ == "ORM" else nullcontext()
     try:
         with batch:
-            for chunk in batches(list(delivery_ids)):
+            for chunk in tasks:
                 name = f"deliver-{chunk[0]}" + (f"+{len(chunk) - 1}" if len(chunk) > 1 else "")
                 async_task("forwarding.tasks.deliver_many", chunk, task_name=name, save=False, broker=broker)
     except Exception:  # the brokers' errors (redis, database) have no common base class
-        logger.warning("task queue unavailable; %d deliveries left to the sweeper", len(delivery_ids))
-        Delivery.objects.filter(pk__in=delivery_ids).update(enqueued_at=None)
+        pks = [pk for chunk in tasks for pk in chunk]
+        logger.warning("task queue unavailable; %d deliveries left to the sweeper", len(pks))
+        Delivery.objects.filter(pk__in=pks).update(enqueued_at=None)
         return False
     return True
 
@@ -77,9 +84,26 @@ def enqueue(delivery_ids):
 def batches(delivery_ids):
     """The deliveries in tasks of up to BATCH_SIZE, in order, and split so that every worker
     gets one when there are fewer: a task's deliveries share its queue round trip."""
-    workers = settings.Q_CLUSTER["workers"]
-    size = max(1, min(BATCH_SIZE, -(-len(delivery_ids) // workers)))
+    size = task_size(len(delivery_ids))
     return [delivery_ids[start : start + size] for start in range(0, len(delivery_ids), size)]
+
+
+def packed(groups):
+    """Groups of deliveries (each one user's, in order) in tasks sized as `batches` sizes them,
+    a group never split: a task delivers a user's calls in order, where a task each would chase
+    the one before it."""
+    size = task_size(sum(map(len, groups)))
+    tasks = [[]]
+    for group in groups:
+        if tasks[-1] and len(tasks[-1]) + len(group) > size:
+            tasks.append([])
+        tasks[-1] += group
+    return [task for task in tasks if task]
+
+
+def task_size(count):
+    workers = settings.Q_CLUSTER["workers"]
+    return max(1, min(BATCH_SIZE, -(-count // workers)))
 
 
 _broker = (None, None)
@@ -120,7 +144,8 @@ def deliver_many(pks, budget=TASK_BUDGET_SECONDS):
             if untried:
                 enqueue(untried)
             if untried or time.monotonic() > deadline:
-                break  # the ones still held back are kicked by the call before them
+                break
+        held_back(left)
         for pk in retry:
             if time.monotonic() < deadline:
                 users.add(deliver_one(pk, deadline))
@@ -174,6 +199,7 @@ def deliver_one(pk, deadline):
     while True:
         deliveries, _ = claim([pk])
         if not deliveries:
+            held_back([pk])
             return user_id
         delivery = deliveries[0]
         changes = attempts.attempt(delivery)
@@ -193,30 +219,35 @@ def claim(pks):
     now = timezone.now()
     lease_until = now + timedelta(seconds=settings.RELAY_LEASE_SECONDS)
     taken = claims.take(pks, now, lease_until)
-    held_back = [pk for pk in pks if pk not in taken]
-    if held_back:
-        # Still due, so an older call holds it back: its task ends here, and the older call's
-        # worker enqueues it when that one finishes. (Else it is not due, or another worker won.)
-        Delivery.objects.filter(pk__in=held_back, state=State.PENDING, next_attempt_at__lte=now).update(
-            enqueued_at=None
-        )
     rows = Delivery.objects.select_related("call").in_bulk(list(taken)) if taken else {}
     return [rows[pk] for pk in pks if pk in rows], lease_until
 
 
+def held_back(pks):
+    """Deliveries a task could not claim: those still due are held back by an older call of their
+    user, and their task ends here; the older call's worker hands them on when that one is done
+    (`kick_next`). (The others are not due, or another worker has them.)"""
+    if pks:
+        Delivery.objects.filter(pk__in=pks, state=State.PENDING, next_attempt_at__lte=timezone.now()).update(
+            enqueued_at=None
+        )
+
+
 def kick_next(user_ids):
-    """For each user, enqueue the oldest due delivery if its own task found it blocked (each
-    finished delivery hands on to the next; the others still have their task on the queue)."""
+    """For each user with a due delivery that its own task found blocked (and so left with no
+    task), enqueue the user's next KICK_AHEAD due deliveries together, in one task. The later ones
+    may still have a task on the queue; it finds them delivered."""
     now = timezone.now()
     due = Delivery.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
     orphaned = set(due.filter(user_id__in=list(user_ids), enqueued_at=None).values_list("user_id", flat=True))
-    kicked = []
+    groups = []
     for user_id in sorted(orphaned):
-        pk = due.filter(user_id=user_id).order_by("created_at", "pk").values_list("pk", flat=True).first()
-        if pk is not None and Delivery.objects.filter(pk=pk, enqueued_at=None).update(enqueued_at=now):
-            kicked.append(pk)
-    if kicked:
-        enqueue(kicked)
+        pks = list(due.filter(user_id=user_id).order_by("created_at", "pk").values_list("pk", flat=True)[:KICK_AHEAD])
+        # One worker hands each on: the one whose UPDATE finds it still without a task.
+        if pks and Delivery.objects.filter(pk__in=pks, enqueued_at=None).update(enqueued_at=now):
+            groups.append(pks)
+    if groups:
+        enqueue_tasks(packed(groups))
 
 
 def resend(delivery, trigger=Trigger.MANUAL):

@@ -41,7 +41,7 @@ def store(client, source):
 def handed_on(monkeypatch):
     """The deliveries a task puts back on the queue (this test is the only worker)."""
     handed = []
-    monkeypatch.setattr(services, "enqueue", lambda pks: handed.append(list(pks)) or True)
+    monkeypatch.setattr(services, "enqueue_tasks", lambda tasks: handed.extend(list(task) for task in tasks) or True)
     return handed
 
 
@@ -141,3 +141,20 @@ def test_calls_a_worker_sent_but_did_not_record_are_sent_again_and_not_duplicate
     assert set(Delivery.objects.filter(pk__in=pks).values_list("state", flat=True)) == {State.DELIVERED}
     # Intercom collapsed the resent event: same user, name and created_at.
     assert [event["event_name"] for event in sandbox.state.events_for("fay")] == ["Paid", "Shipped"]
+
+
+def test_a_blocked_users_next_calls_are_handed_on_together_in_one_task(store, sandbox, handed_on):
+    store(identify("gus"))
+    services.deliver_many(list(Delivery.objects.values_list("pk", flat=True)))
+    first, second, third, fourth = store(*(track("gus", name) for name in ["A", "B", "C", "D"]))
+    services.deliver_many([second])  # its task ran ahead of the first's: held back, left with no task
+    services.deliver_many([first])
+    assert handed_on == [[second, third, fourth]]  # not one task per call, chasing each other
+    services.deliver_many(handed_on[0])
+    assert [event["event_name"] for event in sandbox.state.events_for("gus")] == ["A", "B", "C", "D"]
+
+
+def test_groups_are_packed_into_tasks_without_being_split(settings):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 4}
+    assert services.packed([[1, 2, 3], [4], [5, 6]]) == [[1, 2, 3], [4], [5, 6]]
+    assert services.packed([[n] for n in range(8)]) == [[0, 1], [2, 3], [4, 5], [6, 7]]
