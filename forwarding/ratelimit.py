@@ -23,9 +23,10 @@ _last_sync = {"reset_at": None, "answers": 0, "headers": True}
 # flight when a new window is learnt (the answers' counts do not know them yet) end in 429s.
 BLOCK = 10
 BLOCKS_FROM_LIMIT = 200
-# With no window known (none yet, or answers come without headers), the next BLOCK - 1 requests
-# of this process go without asking for this long.
-UNKNOWN_WINDOW_SECONDS = 0.5
+# With no window known (none yet, or answers come without headers), the next UNKNOWN_BLOCK - 1
+# requests of this process go without asking, for at most this long.
+UNKNOWN_BLOCK = 50
+UNKNOWN_WINDOW_SECONDS = 1.0
 # A window that has just ended: one probe at a time (see `probe`).
 PROBING = -1
 PROBE_SECONDS = timedelta(seconds=0.5)
@@ -54,7 +55,7 @@ def wait_seconds(now=None):
     if unknown or (window.reset_at <= now and not _last_sync["headers"]):
         # No window known, or it has ended and answers come without headers: go, and let the
         # next few requests go without asking.
-        _held.update(tokens=BLOCK - 1, until=time.monotonic() + UNKNOWN_WINDOW_SECONDS)
+        _held.update(tokens=UNKNOWN_BLOCK - 1, until=time.monotonic() + UNKNOWN_WINDOW_SECONDS)
         return 0
     if window.reset_at <= now:
         return probe(window, now)

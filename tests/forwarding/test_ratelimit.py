@@ -108,14 +108,14 @@ def test_a_block_held_from_a_window_that_has_reset_is_not_spent():
     assert ratelimit.wait_seconds(later) > 0  # the new window is spent: wait for it
 
 
-def test_when_answers_stop_carrying_headers_requests_go_a_block_at_a_time():
+def test_when_answers_stop_carrying_headers_requests_go_fifty_at_a_time():
     reset_at = next_reset(10)
     ratelimit.observe(answer(50, reset_at))
     ratelimit.observe(Response("POST", "/events", {}, 202, None, {}))  # no X-RateLimit-* headers
     later = reset_at + timedelta(seconds=1)
     with CaptureQueriesContext(connection) as queries:
-        assert [ratelimit.wait_seconds(later) for _ in range(ratelimit.BLOCK)] == [0] * ratelimit.BLOCK
-    assert len(queries) == 3  # two UPDATEs that take nothing and a SELECT, for the ten
+        assert [ratelimit.wait_seconds(later) for _ in range(ratelimit.UNKNOWN_BLOCK)] == [0] * ratelimit.UNKNOWN_BLOCK
+    assert len(queries) == 3  # two UPDATEs that take nothing and a SELECT, for the fifty
 
 
 def test_a_429_drops_the_block_held():
