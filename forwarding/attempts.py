@@ -60,7 +60,7 @@ def plan(delivery, names=None):
         return finish(delivery, None, sending.Result(Outcome.WAITING, error=reason, cause="anonymous"))
     route = None
     if delivery.event_key:
-        route = event_names.route(delivery.event_key, forced=delivery.trigger == Trigger.MANUAL, entries=names)
+        route = event_names.route(delivery.event_key, forced=delivery.trigger == Trigger.MANUAL, known=names)
         if route.state:
             outcome = ROUTE_OUTCOMES[route.state]
             return finish(delivery, None, sending.Result(outcome, error=route.reason, cause=f"name_{route.state}"))
@@ -81,7 +81,8 @@ def send(planned, log, journal=None):
     if route is not None and route.warning:
         result.warnings.append(route.warning)
     if journal is not None and result.outcome == Outcome.DELIVERED:
-        changes = journal.delivered(delivery, log, result)
+        changes = outcome_changes(delivery, log, result)
+        journal.delivered(delivery, log, result, changes)
     else:
         changes = finish(delivery, log, result)
     if result.outcome == Outcome.WAITING and ContactLink.objects.filter(user_id=user_id).exists():
@@ -114,6 +115,18 @@ def attribute(delivery, call):
 
 def finish(delivery, log, result):
     """Write the attempt's outcome and the delivery's next state; returns the changed fields."""
+    changes = outcome_changes(delivery, log, result)
+    # One transaction: nobody sees the attempt's outcome without the delivery's new state.
+    with transaction.atomic():
+        if log is not None:
+            log.finish(result.outcome, result.status, result.error, result.warnings)
+        Delivery.objects.filter(pk=delivery.pk).update(**changes)
+        event_names.count_outcome(delivery.event_key, delivery.state, changes.get("state", delivery.state))
+    return changes
+
+
+def outcome_changes(delivery, log, result):
+    """The delivery's fields an attempt's outcome changes (`log` is None when nothing was sent)."""
     now = timezone.now()
     changes = {
         "lease_expires_at": None,
@@ -129,13 +142,8 @@ def finish(delivery, log, result):
             changes.update(delivered_at=now, last_error="", error_cause="")
     else:
         changes.update(next_state(delivery, result, now))
-    # One transaction: nobody sees the attempt's outcome without the delivery's new state.
-    with transaction.atomic():
-        if log is not None:
-            changes["attempt_count"] = delivery.attempt_count + 1
-            log.finish(result.outcome, result.status, result.error, result.warnings)
-        Delivery.objects.filter(pk=delivery.pk).update(**changes)
-        event_names.count_outcome(delivery.event_key, delivery.state, changes.get("state", delivery.state))
+    if log is not None:
+        changes["attempt_count"] = delivery.attempt_count + 1
     return changes
 
 

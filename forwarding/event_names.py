@@ -118,14 +118,13 @@ def entries(keys):
     return {entry.key: entry for entry in EventName.objects.filter(key__in=list(keys)).select_related("rename_to")}
 
 
-def route(event_key, forced=False, entries=None):
+def route(event_key, forced=False, known=None):
     """Forward under the (renamed) name when it has a slot or one is free; else hold or suppress.
     A forced resend (the operator's, of one call) goes out under an archived name all the same,
-    with a warning, and without taking a slot for it. `entries` (see `entries`) saves the query."""
-    if entries is None or event_key not in entries:
-        entry = EventName.objects.filter(key=event_key).select_related("rename_to").first()
-    else:
-        entry = entries[event_key]
+    with a warning, and without taking a slot for it. `known` (see `entries`) saves the query."""
+    if known is None or event_key not in known:
+        known = entries([event_key])
+    entry = known.get(event_key)
     if entry is None:
         return Route(state=State.FAILED, reason=f"event name {event_key!r} is not in the registry")
     if entry.status == NameStatus.ARCHIVED:

@@ -41,6 +41,9 @@ NAME_DELIVERED = f"UPDATE {NAMES} SET delivered_count = delivered_count + %s WHE
 
 class Journal:
     def __init__(self):
+        self._clear()
+
+    def _clear(self):
         self.exchanges = []
         self.attempts = []
         self.deliveries = []
@@ -54,37 +57,23 @@ class Journal:
         rows = [Attempt(delivery=delivery, trigger=delivery.trigger, started_at=now) for delivery in deliveries]
         return {attempt.delivery_id: attempt for attempt in Attempt.objects.bulk_create(rows)}
 
-    def delivered(self, delivery, log, result):
-        """Keep a delivered attempt for the next flush; returns the delivery's changed fields,
-        as `attempts.finish` would have written them."""
-        now = timezone.now()
-        warnings = list(result.warnings)
-        changes = {
-            "state": State.DELIVERED,
-            "lease_expires_at": None,
-            "updated_at": now,
-            "trigger": Trigger.AUTO,
-            "warnings": warnings,
-            "last_status": result.status,
-            "last_error": "",
-            "error_cause": "",
-            "delivered_at": now,
-            "attempt_count": delivery.attempt_count + 1,
-        }
+    def delivered(self, delivery, log, result, changes):
+        """Keep a delivered attempt and the delivery's `changes` (see `attempts.outcome_changes`)
+        for the next flush; the SQL above writes the fields a delivered outcome sets."""
         moment = connection.ops.adapt_datetimefield_value
+        warnings = _json(changes["warnings"])
         self.exchanges += log.take_unwritten()
-        started = moment(log.started_at)
-        self.attempts.append((result.status, _json(warnings), started, log.duration_ms(), log.attempt.pk))
+        self.attempts.append((result.status, warnings, moment(log.started_at), log.duration_ms(), log.attempt.pk))
+        updated, delivered = moment(changes["updated_at"]), moment(changes["delivered_at"])
         self.deliveries.append(
-            (moment(now), _json(warnings), result.status, moment(now), changes["attempt_count"], delivery.pk)
+            (updated, warnings, changes["last_status"], delivered, changes["attempt_count"], delivery.pk)
         )
-        if delivery.event_key and delivery.state != State.DELIVERED:
+        if delivery.event_key and delivery.state != State.DELIVERED:  # as `event_names.count_outcome`
             self.names[delivery.event_key] += 1
         if self.oldest is None:
             self.oldest = time.monotonic()
         if len(self.deliveries) >= FLUSH_ROWS or time.monotonic() - self.oldest >= FLUSH_SECONDS:
             self.flush()
-        return changes
 
     def flush(self):
         """Write what is kept, in one transaction."""
@@ -95,7 +84,7 @@ class Journal:
             cursor.executemany(ATTEMPT_DELIVERED, self.attempts)
             cursor.executemany(DELIVERY_DELIVERED, self.deliveries)
             cursor.executemany(NAME_DELIVERED, [(count, key) for key, count in sorted(self.names.items())])
-        self.__init__()
+        self._clear()
 
 
 def _json(value):

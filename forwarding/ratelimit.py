@@ -40,13 +40,13 @@ def wait_seconds(now=None):
     if _held["tokens"] > 0 and (now < _held["reset_at"] if _held["reset_at"] else time.monotonic() < _held["until"]):
         _held["tokens"] -= 1
         return 0
-    _held.update(tokens=0, reset_at=None, until=0.0)
+    hold(0)
     current = RateLimitWindow.objects.filter(name=NAME, reset_at__gt=now)
     plenty = current.filter(limit__gte=BLOCKS_FROM_LIMIT, remaining__gte=F("limit") * LOW_SHARE + BLOCK)
     if plenty.update(remaining=F("remaining") - BLOCK):
         reset_at = current.values_list("reset_at", flat=True).first()
         if reset_at is not None:
-            _held.update(tokens=BLOCK - 1, reset_at=reset_at)
+            hold(BLOCK - 1, reset_at=reset_at)
         return 0
     if current.filter(remaining__gt=0).update(remaining=F("remaining") - 1):
         return 0
@@ -55,7 +55,7 @@ def wait_seconds(now=None):
     if unknown or (window.reset_at <= now and not _last_sync["headers"]):
         # No window known, or it has ended and answers come without headers: go, and let the
         # next few requests go without asking.
-        _held.update(tokens=UNKNOWN_BLOCK - 1, until=time.monotonic() + UNKNOWN_WINDOW_SECONDS)
+        hold(UNKNOWN_BLOCK - 1, until=time.monotonic() + UNKNOWN_WINDOW_SECONDS)
         return 0
     if window.reset_at <= now:
         return probe(window, now)
@@ -75,24 +75,30 @@ def probe(ended, now):
     return PROBE_WAIT_SECONDS
 
 
+def hold(tokens, reset_at=None, until=0.0):
+    """Keep `tokens` requests in this process: the window's until `reset_at`, or with no window
+    known until the monotonic time `until`. hold(0) lets go of them."""
+    _held.update(tokens=tokens, reset_at=reset_at, until=until)
+
+
 def give_back():
     """Return the requests this process took and did not send to the shared window (a task
     ends: another worker may need them before the window resets)."""
     tokens, reset_at = _held["tokens"], _held["reset_at"]
-    _held.update(tokens=0, reset_at=None, until=0.0)
+    hold(0)
     if tokens and reset_at is not None:
         RateLimitWindow.objects.filter(name=NAME, reset_at=reset_at).update(remaining=F("remaining") + tokens)
 
 
 def observe(response):
     """Record what the answer's headers say about the window."""
+    if response.status is None:
+        return  # no answer (a timeout, a network error): nothing learnt
     if response.status == 429:
-        _held.update(tokens=0)  # over the limit after all: ask the shared window again
+        hold(0)  # over the limit after all: ask the shared window again
     limit = response.header_int("X-RateLimit-Limit")
     remaining = response.header_int("X-RateLimit-Remaining")
     reset = response.header_int("X-RateLimit-Reset")
-    if response.status is None:
-        return  # no answer (a timeout, a network error): nothing learnt
     headers = remaining is not None and reset is not None
     if not headers and _last_sync["headers"]:
         # Answers stopped carrying the headers: no window is known any more, for every worker.

@@ -112,6 +112,13 @@ def linked_contact(log, user_id):
     return log.contacts[user_id]
 
 
+def linked_contacts(user_ids):
+    """{userId: cached contact id or None} for many users at once (a task's, for its logs)."""
+    contacts = dict.fromkeys(user_ids)
+    contacts.update(ContactLink.objects.filter(user_id__in=list(contacts)).values_list("user_id", "contact_id"))
+    return contacts
+
+
 def remember_contact(log, user_id, contact_id):
     ContactLink.objects.update_or_create(
         user_id=user_id, defaults={"contact_id": contact_id, "updated_at": timezone.now()}

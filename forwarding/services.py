@@ -11,9 +11,9 @@ from django.db import DatabaseError, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from forwarding import attempts, claims, event_names, ratelimit, tallies
+from forwarding import attempts, claims, event_names, ratelimit, sending, tallies
 from forwarding.journal import Journal
-from forwarding.models import Attempt, Call, ContactLink, Delivery, EventName, State, Trigger, WorkerStart
+from forwarding.models import Attempt, Call, Delivery, EventName, State, Trigger, WorkerStart
 from forwarding.recording import AttemptLog
 
 logger = logging.getLogger(__name__)
@@ -167,8 +167,7 @@ def run(deliveries, lease_until, deadline, users, retry):
         if isinstance(planned, attempts.Plan):
             plans.append(planned)
         users.add(delivery.user_id)
-    contacts = dict.fromkeys({planned.user_id for planned in plans})
-    contacts.update(ContactLink.objects.filter(user_id__in=list(contacts)).values_list("user_id", "contact_id"))
+    contacts = sending.linked_contacts({planned.user_id for planned in plans})
     begun = Journal.begin([planned.delivery for planned in plans])
     records = Journal()
     try:
@@ -178,11 +177,16 @@ def run(deliveries, lease_until, deadline, users, retry):
                 return give_back([later.delivery.pk for later in plans[index:]], begun, lease_until)
             log = AttemptLog(delivery, delivery.trigger, begun[delivery.pk], contacts)
             changes = attempts.send(planned, log, records)
-            if changes.get("state") == State.PENDING and changes.get("error_cause") == "rate_limited":
+            if rate_limited(changes):
                 retry.append(delivery.pk)
     finally:
         records.flush()
     return []
+
+
+def rate_limited(changes):
+    """Whether an attempt's changes put its delivery back to wait for the rate limit."""
+    return changes.get("state") == State.PENDING and changes.get("error_cause") == "rate_limited"
 
 
 def give_back(pks, begun, lease_until):
@@ -204,7 +208,7 @@ def deliver_one(pk, deadline):
         delivery = deliveries[0]
         changes = attempts.attempt(delivery)
         user_id = delivery.user_id
-        if changes.get("state") != State.PENDING or changes.get("error_cause") != "rate_limited":
+        if not rate_limited(changes):
             return user_id
         wait = (changes["next_attempt_at"] - timezone.now()).total_seconds()
         if wait > IN_TASK_WAIT_SECONDS or time.monotonic() + wait > deadline:
