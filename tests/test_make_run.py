@@ -13,7 +13,10 @@ import time
 import pytest
 from django.contrib.auth import get_user_model
 
+from forwarding.management.commands import run_relay
 from forwarding.management.commands.run_relay import (
+    MANAGE,
+    Command,
     child_environment,
     ensure_admin,
     ensure_write_key,
@@ -111,6 +114,43 @@ def test_children_keep_a_configured_secret_key_and_token(monkeypatch, tmp_path):
     assert "DJANGO_SECRET_KEY_FILE" not in env
     assert env["INTERCOM_ACCESS_TOKEN"] == "real-token"
     assert not (tmp_path / "secret_key").exists()
+
+
+def test_the_sandbox_keeps_its_token_and_workspace_in_var(monkeypatch, settings, tmp_path):
+    monkeypatch.setattr(run_relay, "VAR", tmp_path)
+    monkeypatch.delenv("RELAY_SANDBOX_PORT", raising=False)
+    settings.INTERCOM_ACCESS_TOKEN = ""
+
+    commands, env, _ = Command().plan(8000)
+
+    token_file = tmp_path / "sandbox_token"
+    token = token_file.read_text().strip()
+    assert len(token) >= 32
+    assert mode(token_file) == 0o600
+    assert commands["sandbox"] == [
+        MANAGE,
+        "intercom_sandbox",
+        "--port",
+        "8001",
+        "--token",
+        token,
+        "--state-file",
+        str(tmp_path / "sandbox_state.json"),
+    ]
+    assert (env["INTERCOM_API_BASE"], env["INTERCOM_ACCESS_TOKEN"]) == ("http://127.0.0.1:8001", token)
+    # The next make run reuses the token: the export line printed before stays valid.
+    assert Command().plan(8000)[0]["sandbox"] == commands["sandbox"]
+    assert token_file.read_text().strip() == token
+
+
+def test_there_is_no_sandbox_token_with_a_real_intercom_token(monkeypatch, settings, tmp_path):
+    monkeypatch.setattr(run_relay, "VAR", tmp_path)
+    settings.INTERCOM_ACCESS_TOKEN = "real-token"
+
+    commands, _, _ = Command().plan(8000)
+
+    assert "sandbox" not in commands
+    assert not (tmp_path / "sandbox_token").exists()
 
 
 def spawn(script):

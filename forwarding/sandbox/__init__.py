@@ -11,6 +11,7 @@ Modules, one job each:
 - config.py: the settings that may change at runtime;
 - app.py: the request pipeline and the in-process inspection API (`Sandbox`);
 - control.py: the HTTP control API under /_sandbox/;
+- persistence.py: the workspace kept in a JSON file across restarts (`--state-file`);
 - server.py: the threaded HTTP server; testing.py: `running_sandbox()` for tests.
 
 Nothing here touches the database.

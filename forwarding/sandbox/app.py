@@ -133,6 +133,7 @@ class Sandbox:
         """Everything, JSON-ready: what GET /_sandbox/state answers."""
         state = self.state
         return {
+            "workspace": {"id_code": state.workspace_id},
             "config": self.config.as_dict(),
             "queued_failures": self.faults.queued,
             "counters": self.counters,
@@ -174,8 +175,8 @@ class Sandbox:
         self.faults.fail_next(count, status, method, path)
 
     def reset(self, config=False):
-        """Empty the workspace, the logs, counters and queued failures; with config=True also
-        restore default settings (tokens are kept)."""
+        """Start a new, empty workspace (a new id_code too) and empty the logs, counters and
+        queued failures; with config=True also restore default settings (tokens are kept)."""
         self.state.reset()
         self.faults.clear()
         self.limiter.reset()

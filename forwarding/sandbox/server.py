@@ -115,6 +115,13 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         thread.start()
         return thread
 
+    def handle_error(self, request, client_address):
+        # A client hanging up before its answer is written (a timeout, a closed keep-alive) is
+        # routine, not a sandbox bug worth a traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
     @property
     def connection_count(self):
         """Connections open right now (keep-alive ones included)."""

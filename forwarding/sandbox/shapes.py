@@ -1,25 +1,33 @@
 """Intercom's objects as its API renders them: new contacts and companies, lists, summaries."""
 
 import copy
+import secrets
+import string
 import time
 
-WORKSPACE_ID = "relaysandbox"
 ADMIN_ID = "1000001"
+WORKSPACE_NAME = "Intercom Relay Sandbox"
+ID_CODE_ALPHABET = string.ascii_lowercase + string.digits  # as in Intercom's app ids, e.g. "ab12cd34"
 
 
-def admin():
+def new_workspace(now):
+    """A new workspace's identity: a random 8-character id_code and when it was created."""
+    return {"id_code": "".join(secrets.choice(ID_CODE_ALPHABET) for _ in range(8)), "created_at": now}
+
+
+def admin(workspace):
     """GET /me: the admin owning the token, with its workspace (app)."""
     return {
         "type": "admin",
         "id": ADMIN_ID,
         "email": "sandbox@intercom-relay.invalid",
-        "name": "Intercom Relay Sandbox",
+        "name": WORKSPACE_NAME,
         "email_verified": True,
         "app": {
             "type": "app",
-            "id_code": WORKSPACE_ID,
-            "name": "Intercom Relay Sandbox",
-            "created_at": 1700000000,
+            "id_code": workspace["id_code"],
+            "name": WORKSPACE_NAME,
+            "created_at": workspace["created_at"],
             "secure": False,
             "identity_verification": False,
             "timezone": "UTC",
@@ -30,12 +38,12 @@ def admin():
     }
 
 
-def new_contact(contact_id, now):
+def new_contact(contact_id, now, workspace_id):
     """A contact with every field Intercom answers, before the request's fields are applied."""
     return {
         "type": "contact",
         "id": contact_id,
-        "workspace_id": WORKSPACE_ID,
+        "workspace_id": workspace_id,
         "external_id": None,
         "role": "user",
         "email": "",  # Intercom's examples send "" for a missing email, and the schema says string
@@ -72,13 +80,13 @@ def new_contact(contact_id, now):
     }
 
 
-def new_company(company_id, intercom_id, now):
+def new_company(company_id, intercom_id, now, workspace_id):
     """A company with every field Intercom answers, before the request's fields are applied."""
     return {
         "type": "company",
         "company_id": company_id,
         "id": intercom_id,
-        "app_id": WORKSPACE_ID,
+        "app_id": workspace_id,
         "created_at": now,
         "updated_at": now,
         "monthly_spend": 0,

@@ -8,9 +8,13 @@ threaded server may call any method from any thread.
 Archived contacts are hidden, as Intercom hides them from find and search: every lookup except
 unarchive treats them as absent, while creating the same external_id again answers the archived
 variant of the 409.
+
+Every change bumps `revision`; `document()` and `restore()` turn the workspace into JSON-ready
+data and back, for the state file (persistence.py).
 """
 
 import copy
+import functools
 import secrets
 import threading
 import time
@@ -47,6 +51,20 @@ CONTACT_FIELDS = (
     "unsubscribed_from_emails",
 )
 COMPANY_FIELDS = ("name", "size", "website", "industry", "remote_created_at")
+DOCUMENT_FORMAT = 1  # version of document(); restore() refuses any other
+
+
+def changes(method):
+    """Bump the workspace's revision after the method succeeds (the state file saves on a bump)."""
+
+    @functools.wraps(method)
+    def changing(self, *args, **kwargs):
+        with self._lock:
+            result = method(self, *args, **kwargs)
+            self.revision += 1
+            return result
+
+    return changing
 
 
 @dataclass
@@ -65,11 +83,14 @@ class SandboxState:
         self.config = config  # SandboxConfig, read live: limits change at runtime
         self.clock = clock
         self._lock = threading.RLock()
+        self.revision = 0
         self.reset()
 
+    @changes
     def reset(self):
-        """Forget everything: an empty workspace."""
+        """Forget everything, the workspace's id_code included: a new, empty workspace."""
         with self._lock:
+            self._workspace = shapes.new_workspace(int(self.clock()))  # {"id_code", "created_at"}
             self._contacts = {}  # id -> ContactRecord
             self._external_ids = {}  # external_id -> id; unique, archived contacts included
             self._companies = {}  # id -> company dict
@@ -84,6 +105,12 @@ class SandboxState:
             self.counters = Counter()
 
     # -- snapshots for tests and the control API ------------------------------------------
+
+    @property
+    def workspace_id(self):
+        """This workspace's id_code, as GET /me answers it."""
+        with self._lock:
+            return self._workspace["id_code"]
 
     @property
     def contacts(self):
@@ -150,6 +177,7 @@ class SandboxState:
         """Create a custom data attribute directly; returns it."""
         return self.create_data_attribute({"name": name, "model": model, "data_type": data_type, **extra})
 
+    @changes
     def archive_data_attribute(self, name, model="contact"):
         """Archive a custom attribute (Intercom's UI can; it frees a slot of the limit)."""
         with self._lock:
@@ -159,6 +187,7 @@ class SandboxState:
                     return copy.deepcopy(attribute)
             raise KeyError(name)
 
+    @changes
     def prefill_event_names(self, names):
         """Mark event names as active, as if another sender used them (they take cap slots)."""
         with self._lock:
@@ -166,6 +195,7 @@ class SandboxState:
                 entry = self._event_names.setdefault(name.lower(), {"name": name, "active": True, "foreign": True})
                 entry["active"] = True
 
+    @changes
     def archive_event_names(self, names):
         """Archive event names, as an operator does in Intercom's UI: they stop taking slots."""
         with self._lock:
@@ -173,14 +203,35 @@ class SandboxState:
                 if name.lower() in self._event_names:
                     self._event_names[name.lower()]["active"] = False
 
+    @changes
+    def delete_contact(self, external_id):
+        """Delete the contact (archived or not) with this external_id, as an operator can in
+        Intercom's UI: its id goes stale. KeyError when there is none."""
+        with self._lock:
+            record = self._by_external_id(external_id, include_archived=True)
+            if record is None:
+                raise KeyError(external_id)
+            contact_id = record.data["id"]
+            del self._contacts[contact_id]
+            del self._external_ids[external_id]
+            for company_id in record.company_ids:
+                self._companies[company_id]["user_count"] -= 1
+            # Assumed: Intercom's permanent delete removes the user's data, events included.
+            self._events = [e for e in self._events if e["intercom_user_id"] != contact_id]
+            self._event_keys = {key for key in self._event_keys if key[0] != contact_id}
+            self.counters["contacts.deleted"] += 1
+            return {"type": "contact", "id": contact_id, "external_id": external_id, "deleted": True}
+
     # -- admin -----------------------------------------------------------------------------
 
     def me(self):
-        """GET /me: the admin owning the token, with its workspace."""
-        return shapes.admin()
+        """GET /me: the admin owning the token, with this workspace."""
+        with self._lock:
+            return shapes.admin(self._workspace)
 
     # -- contacts --------------------------------------------------------------------------
 
+    @changes
     def create_contact(self, body):
         """POST /contacts: 200 with the contact, or 409 when the external_id is taken."""
         with self._lock:
@@ -193,7 +244,7 @@ class SandboxState:
             attributes = self._checked_custom_attributes("contact", body.get("custom_attributes"))
             now = int(self.clock())
             contact_id = self._new_id()
-            data = shapes.new_contact(contact_id, now)
+            data = shapes.new_contact(contact_id, now, self._workspace["id_code"])
             self._apply_contact_fields(data, body, attributes)
             self._contacts[contact_id] = ContactRecord(data, created_at_monotonic=time.monotonic())
             if data["external_id"] is not None:
@@ -201,6 +252,7 @@ class SandboxState:
             self.counters["contacts.created"] += 1
             return self._render_contact(self._contacts[contact_id])
 
+    @changes
     def update_contact(self, contact_id, body):
         """PUT /contacts/{id}: 200 with the contact; 404 when unknown or archived."""
         with self._lock:
@@ -296,9 +348,13 @@ class SandboxState:
                 ]
             return {"type": "list", "data": data}
 
+    @changes
     def create_data_attribute(self, body):
         """POST /data_attributes: 200 with the attribute; 400 parameter_invalid for a bad or
-        taken name, a bad type, or a full workspace."""
+        taken name, a bad type, or a full workspace. Names are unique case-insensitively across
+        both models' custom attributes and the model's own standard ones; an archived attribute
+        keeps its name taken (Intercom does not document it; list with include_archived to see
+        it) and does not count towards the limit."""
         with self._lock:
             name, model, data_type = body.get("name") or "", body.get("model"), body.get("data_type")
             if model not in MODEL_WORDS:
@@ -357,6 +413,7 @@ class SandboxState:
 
     # -- events ----------------------------------------------------------------------------
 
+    @changes
     def create_event(self, body):
         """POST /events: stores the event (202); a duplicate is accepted and not stored;
         404 for an unknown user; 422 when a new name would exceed the active-name limit."""
@@ -420,6 +477,7 @@ class SandboxState:
 
     # -- companies -------------------------------------------------------------------------
 
+    @changes
     def upsert_company(self, body):
         """POST /companies: create or update by company_id; 200 with the company."""
         with self._lock:
@@ -439,7 +497,7 @@ class SandboxState:
                 company = self._companies[existing]
                 self.counters["companies.updated"] += 1
             else:
-                company = shapes.new_company(company_id, self._new_id(), now)
+                company = shapes.new_company(company_id, self._new_id(), now, self._workspace["id_code"])
                 self._companies[company["id"]] = company
                 self._company_ids[company_id] = company["id"]
                 self.counters["companies.created"] += 1
@@ -469,12 +527,13 @@ class SandboxState:
             found = [
                 c
                 for c in self._companies.values()
-                if query.get("company_id") in (None, c["company_id"]) and query.get("name") in (None, c["name"])
+                if query.get("company_id") in (None, c["company_id"]) and query.get("name") in (None, c.get("name"))
             ]
             if not found and (query.get("company_id") or query.get("name")):
                 raise ApiError(404, "company_not_found", "Company Not Found")
             return company_list(found)
 
+    @changes
     def attach_company(self, contact_id, body):
         """POST /contacts/{id}/companies {"id": company id}: 200 with the company."""
         with self._lock:
@@ -496,6 +555,7 @@ class SandboxState:
                 self.counters["companies.attached"] += 1
             return copy.deepcopy(self._companies[company_id])
 
+    @changes
     def detach_company(self, contact_id, company_id):
         """DELETE /contacts/{id}/companies/{company id}: 200 with the company."""
         with self._lock:
@@ -512,6 +572,44 @@ class SandboxState:
         with self._lock:
             record = self._visible_contact(contact_id)
             return company_list([self._companies[c] for c in record.company_ids])
+
+    # -- the state file --------------------------------------------------------------------
+
+    def document(self):
+        """The whole workspace as JSON-ready data (a copy): what the state file holds. Settings
+        and counters are not part of it."""
+        with self._lock:
+            return copy.deepcopy(
+                {
+                    "format": DOCUMENT_FORMAT,
+                    "workspace": self._workspace,
+                    "ids": {
+                        "prefix": self._id_prefix,
+                        "counter": self._id_counter,
+                        "next_attribute_id": self._next_attribute_id,
+                    },
+                    "contacts": [
+                        {"data": r.data, "archived": r.archived, "company_ids": r.company_ids}
+                        for r in self._contacts.values()
+                    ],
+                    "companies": list(self._companies.values()),
+                    "events": self._events,
+                    "event_names": list(self._event_names.values()),
+                    "data_attributes": self._attributes,
+                }
+            )
+
+    @changes
+    def restore(self, document):
+        """Replace the workspace with one document() returned; ValueError (and no change) when
+        `document` is not one."""
+        try:
+            restored = _restored(copy.deepcopy(document))
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ValueError(f"not a sandbox workspace: {type(exc).__name__} {exc}") from None
+        with self._lock:
+            for name, value in restored.items():
+                setattr(self, name, value)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -547,6 +645,7 @@ class SandboxState:
             return self._by_external_id(body["user_id"])
         return self._by_email(body.get("email"))
 
+    @changes
     def _set_archived(self, contact_id, archived):
         with self._lock:
             record = self._contacts.get(contact_id)
@@ -640,3 +739,36 @@ class SandboxState:
             entry["active"] = True
         else:
             self._event_names[key] = {"name": name, "active": True, "foreign": False}
+
+
+def _restored(document):
+    """SandboxState's private fields from a document(); the indexes are rebuilt, not trusted."""
+    if document.get("format") != DOCUMENT_FORMAT:
+        raise ValueError(f"unknown sandbox workspace format {document.get('format')!r}")
+    workspace, ids = document["workspace"], document["ids"]
+    contacts = {}
+    for item in document["contacts"]:
+        # Restored contacts are old: the search lag is long over for them.
+        record = ContactRecord(dict(item["data"]), bool(item["archived"]), 0.0, list(item["company_ids"]))
+        contacts[record.data["id"]] = record
+    companies = {company["id"]: dict(company) for company in document["companies"]}
+    events = [dict(event) for event in document["events"]]
+    attributes = [dict(attribute) for attribute in document["data_attributes"]]
+    return {
+        "_workspace": {"id_code": str(workspace["id_code"]), "created_at": int(workspace["created_at"])},
+        "_contacts": contacts,
+        "_external_ids": {r.data["external_id"]: i for i, r in contacts.items() if r.data["external_id"] is not None},
+        "_companies": companies,
+        "_company_ids": {company["company_id"]: i for i, company in companies.items()},
+        "_events": events,
+        "_event_keys": {(e["intercom_user_id"], e["event_name"].lower(), e["created_at"]) for e in events},
+        "_event_names": {
+            n["name"].lower(): {"name": n["name"], "active": bool(n["active"]), "foreign": bool(n["foreign"])}
+            for n in document["event_names"]
+        },
+        "_attributes": attributes,
+        # Never below an id in the file, even a hand-edited one: ids must not be given twice.
+        "_next_attribute_id": max([int(ids["next_attribute_id"]), *(int(a["id"]) + 1 for a in attributes)]),
+        "_id_prefix": str(ids["prefix"]),
+        "_id_counter": int(ids["counter"]),
+    }

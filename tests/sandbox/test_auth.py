@@ -1,5 +1,9 @@
+import re
+
 import requests
 
+from forwarding.sandbox import SandboxConfig
+from forwarding.sandbox.state import SandboxState
 from forwarding.sandbox.testing import running_sandbox
 from tests.sandbox.conftest import Api, error
 
@@ -40,8 +44,23 @@ def test_it_answers_me_with_the_admin_and_its_workspace(api, sandbox):
     assert body["type"] == "admin"
     assert body["id"]
     assert body["app"]["type"] == "app"
-    assert body["app"]["id_code"]
+    assert body["app"]["id_code"] == sandbox.state.workspace_id
     assert body["app"]["region"] == "US"
+    assert sandbox.violations == []
+
+
+def test_each_workspace_has_its_own_id_code_and_keeps_it(api, sandbox):
+    other = SandboxState(SandboxConfig())
+    id_code = api.get("/me").json()["app"]["id_code"]
+
+    assert re.fullmatch(r"[a-z0-9]{8}", id_code)
+    assert other.me()["app"]["id_code"] != id_code
+    assert api.get("/me").json()["app"]["id_code"] == id_code
+    assert api.contact("u1")["workspace_id"] == id_code
+    assert api.post("/companies", {"company_id": "acme"}).json()["app_id"] == id_code
+    # A reset starts a new workspace: nothing of the old one is kept, its id_code neither.
+    sandbox.reset()
+    assert api.get("/me").json()["app"]["id_code"] not in (id_code, "")
     assert sandbox.violations == []
 
 
@@ -61,3 +80,15 @@ def test_it_serves_keep_alive_connections(sandbox):
 
     assert sandbox.counters["requests"] == 20
     assert sandbox.server.connection_count == 1
+
+
+def test_a_client_hanging_up_early_prints_no_traceback_and_a_bug_does(sandbox, capsys):
+    for problem in (BrokenPipeError("gone"), ConnectionResetError("reset"), ValueError("a sandbox bug")):
+        try:
+            raise problem
+        except Exception:
+            sandbox.server.handle_error(None, ("127.0.0.1", 1))
+
+    printed = capsys.readouterr().err
+    assert "gone" not in printed and "reset" not in printed
+    assert "ValueError: a sandbox bug" in printed

@@ -75,3 +75,15 @@ def test_it_detaches_a_contact_from_a_company(api, sandbox):
 
     assert detached.json()["user_count"] == 0
     assert sandbox.state.attachments == []
+
+
+def test_it_finds_companies_by_company_id_or_name_also_without_a_name(api, sandbox):
+    unnamed = api.post("/companies", {"company_id": "bare"}).json()
+    named = api.post("/companies", {"company_id": "acme", "name": "Acme"}).json()
+
+    by_id = api.get("/companies", params={"company_id": "bare"})
+    by_name = api.get("/companies", params={"name": "Acme"})
+
+    assert [c["id"] for c in by_id.json()["data"]] == [unnamed["id"]]
+    assert [c["id"] for c in by_name.json()["data"]] == [named["id"]]
+    assert sandbox.violations == []

@@ -95,3 +95,42 @@ def test_it_answers_404_and_405_for_unknown_control_requests(sandbox):
     wrong_method = control(sandbox, "DELETE", "state")
     assert (wrong_method.status_code, wrong_method.headers["Allow"]) == (405, "GET")
     assert control(sandbox, "GET", "health").json() == {"ok": True}
+
+
+def test_it_archives_a_data_attribute_over_http(api, sandbox):
+    api.post("/data_attributes", {"name": "plan", "model": "company", "data_type": "string"})
+
+    archived = control(sandbox, "POST", "archive_data_attribute", json={"name": "plan", "model": "company"})
+
+    assert archived.status_code == 200
+    assert (archived.json()["name"], archived.json()["model"], archived.json()["archived"]) == ("plan", "company", True)
+    refused = api.post("/companies", {"company_id": "acme", "custom_attributes": {"plan": "pro"}})
+    assert error(refused) == (400, "parameter_invalid", "Custom attribute 'plan' does not exist")
+    unknown = control(sandbox, "POST", "archive_data_attribute", json={"name": "plan"})  # model: contact
+    assert (unknown.status_code, unknown.json()) == (404, {"error": "no custom contact data attribute named 'plan'"})
+    assert control(sandbox, "POST", "archive_data_attribute", json={}).status_code == 400
+    assert sandbox.violations == []
+
+
+def test_it_deletes_a_contact_over_http_so_that_its_id_goes_stale(api, sandbox):
+    contact = api.contact("u1")
+    company = api.post("/companies", {"company_id": "acme"}).json()
+    api.post(f"/contacts/{contact['id']}/companies", {"id": company["id"]})
+    api.post("/events", {"event_name": "ordered", "created_at": 1, "user_id": "u1"})
+    archived = api.contact("u2")
+    api.post(f"/contacts/{archived['id']}/archive")
+
+    deleted = control(sandbox, "POST", "delete_contact", json={"external_id": "u1"})
+
+    assert deleted.status_code == 200
+    assert deleted.json() == {"type": "contact", "id": contact["id"], "external_id": "u1", "deleted": True}
+    assert error(api.put(f"/contacts/{contact['id']}", {"name": "Ada"})) == (404, "not_found", "User Not Found")
+    assert api.get("/contacts/find_by_external_id/u1").status_code == 404
+    assert api.get(f"/companies/{company['id']}").json()["user_count"] == 0
+    assert sandbox.state.events == []
+    assert api.contact("u1")["id"] != contact["id"]  # the external_id is free again
+    assert control(sandbox, "POST", "delete_contact", json={"external_id": "u2"}).status_code == 200
+    assert [c["external_id"] for c in sandbox.state.contacts] == ["u1"]
+    unknown = control(sandbox, "POST", "delete_contact", json={"external_id": "nobody"})
+    assert (unknown.status_code, unknown.json()) == (404, {"error": "no contact with external_id 'nobody'"})
+    assert sandbox.violations == []

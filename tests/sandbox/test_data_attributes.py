@@ -77,6 +77,8 @@ def test_it_refuses_a_custom_attribute_beyond_the_workspace_limit_of_250(api, sa
 
     sandbox.state.archive_data_attribute("person_0")
     assert api.post("/data_attributes", {"name": "one_too_many", "model": "contact", "data_type": "string"}).ok
+    assert len(sandbox.state.data_attributes) == 251  # the archived one is still there
+    assert sandbox.violations == []
 
 
 def test_it_applies_a_lower_configured_limit(api, sandbox):
@@ -86,3 +88,91 @@ def test_it_applies_a_lower_configured_limit(api, sandbox):
     refused = api.post("/data_attributes", {"name": "second", "model": "contact", "data_type": "string"})
 
     assert error(refused)[:2] == (400, "parameter_invalid")
+
+
+def create(api, name, model="contact", data_type="string"):
+    return api.post("/data_attributes", {"name": name, "model": model, "data_type": data_type})
+
+
+def custom_names(api, **params):
+    listed = api.get("/data_attributes", params={"model": "contact", **params}).json()["data"]
+    return [(a["name"], a["archived"]) for a in listed if a["custom"]]
+
+
+def test_custom_names_are_unique_across_the_contact_and_company_models(api, sandbox):
+    assert create(api, "plan", "contact").ok
+    assert create(api, "tier", "company").ok
+
+    company_plan = create(api, "plan", "company")
+    contact_tier = create(api, "tier", "contact")
+
+    assert error(company_plan) == (
+        400,
+        "parameter_invalid",
+        "You already have 'plan' in your people data. To save this as new company data, use a different name.",
+    )
+    assert error(contact_tier) == (
+        400,
+        "parameter_invalid",
+        "You already have 'tier' in your company data. To save this as new people data, use a different name.",
+    )
+    stored = [(a["name"], a["model"]) for a in sandbox.state.data_attributes]
+    assert stored == [("plan", "contact"), ("tier", "company")]
+    assert sandbox.violations == []
+
+
+def test_a_standard_name_is_taken_in_its_own_model_only(api, sandbox):
+    # Pins what the sandbox does: it refuses a model's own standard names and lets the other
+    # model's through (Intercom documents neither case).
+    own = create(api, "Email", "contact")
+
+    assert error(own) == (
+        400,
+        "parameter_invalid",
+        "You already have 'Email' in your people data. To save this as new people data, use a different name.",
+    )
+    assert create(api, "website", "contact").ok
+    assert create(api, "email", "company").ok
+    assert sandbox.violations == []
+
+
+def test_an_archived_attribute_frees_its_slot_but_keeps_its_name(api, sandbox):
+    sandbox.configure(data_attribute_limit=2)
+    assert create(api, "plan").ok
+    assert create(api, "seats", "contact", "integer").ok
+    sandbox.state.archive_data_attribute("plan")
+
+    same_model = create(api, "plan")
+    other_model = create(api, "Plan", "company")
+
+    assert error(same_model) == (
+        400,
+        "parameter_invalid",
+        "You already have 'plan' in your people data. To save this as new people data, use a different name.",
+    )
+    assert error(other_model)[2].startswith("You already have 'Plan' in your people data.")
+    assert create(api, "tier").ok  # the archived attribute's slot
+    assert error(create(api, "fourth"))[:2] == (400, "parameter_invalid")
+    assert custom_names(api) == [("seats", False), ("tier", False)]
+    assert custom_names(api, include_archived="true") == [("plan", True), ("seats", False), ("tier", False)]
+    assert sandbox.violations == []
+
+
+def test_it_refuses_values_for_an_archived_custom_attribute(api, sandbox):
+    sandbox.state.add_data_attribute("plan", "contact")
+    sandbox.state.add_data_attribute("seats", "company", "integer")
+    contact = api.contact("u1", custom_attributes={"plan": "pro"})
+    sandbox.state.archive_data_attribute("plan")
+    sandbox.state.archive_data_attribute("seats", "company")
+
+    update = api.put(f"/contacts/{contact['id']}", {"custom_attributes": {"plan": "team"}})
+    create_contact = api.post("/contacts", {"role": "user", "external_id": "u2", "custom_attributes": {"plan": "team"}})
+    company = api.post("/companies", {"company_id": "acme", "custom_attributes": {"seats": 3}})
+
+    assert error(update) == (400, "parameter_invalid", "Custom attribute 'plan' does not exist")
+    assert error(create_contact) == (400, "parameter_invalid", "Custom attribute 'plan' does not exist")
+    assert error(company) == (400, "parameter_invalid", "Custom attribute 'seats' does not exist")
+    assert sandbox.state.contact_by_external_id("u1")["custom_attributes"] == {"plan": "pro"}
+    assert sandbox.state.contact_by_external_id("u2") is None
+    assert sandbox.state.companies == []
+    assert sandbox.violations == []

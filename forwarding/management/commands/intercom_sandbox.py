@@ -5,6 +5,7 @@ import signal
 from django.core.management.base import BaseCommand, CommandError
 
 from forwarding.sandbox import DEFAULT_TOKEN, Sandbox
+from forwarding.sandbox.persistence import StateFile
 from forwarding.sandbox.server import SandboxHTTPServer
 
 
@@ -36,6 +37,11 @@ class Command(BaseCommand):
         parser.add_argument("--data-attribute-limit", type=int, default=250, help="custom data attributes (250)")
         parser.add_argument("--prefill-event-names", type=int, default=0, help="event names other senders used")
         parser.add_argument("--no-validate", action="store_true", help="do not check requests against OpenAPI")
+        parser.add_argument(
+            "--state-file",
+            help="keep the workspace in this JSON file: loaded at start, saved after changes and on stop "
+            "(default: in memory only)",
+        )
         parser.add_argument("--url-file", help="write the base URL to this file once listening")
         parser.add_argument("--log-requests", action="store_true", help="print one line per request")
 
@@ -56,6 +62,16 @@ class Command(BaseCommand):
             server = SandboxHTTPServer(sandbox, options["host"], options["port"], verbose=options["log_requests"])
         except (ValueError, OSError) as exc:
             raise CommandError(str(exc)) from exc
+        state_file = None
+        if options["state_file"]:
+            state_file = StateFile(sandbox.state, options["state_file"])
+            loaded = state_file.load()
+            state_file.start()
+            self.stdout.write(
+                f"Workspace {sandbox.state.workspace_id}: "
+                f"{'loaded from' if loaded else 'new, saved to'} {options['state_file']}"
+                f" ({len(sandbox.state.contacts)} contacts)"
+            )
         if options["prefill_event_names"]:
             sandbox.state.prefill_event_names(f"other-sender-{n}" for n in range(options["prefill_event_names"]))
         # make run stops its children with SIGTERM: leave as cleanly as on Ctrl-C.
@@ -70,7 +86,11 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
+            # A second Ctrl-C must not cut the last save short.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             server.stop()
+            if state_file is not None:
+                state_file.stop()
         counters = sandbox.counters
         self.stdout.write(
             f"Intercom sandbox stopped after {counters.get('requests', 0)} requests, "

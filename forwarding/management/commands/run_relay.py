@@ -54,6 +54,24 @@ def read_private(path):
         return ""
 
 
+def ensure_sandbox_token(path):
+    """The sandbox's bearer token: made once and saved to `path`, so that the printed export line
+    stays valid across restarts."""
+    token = read_private(path)
+    if not token:
+        token = secrets.token_urlsafe(24)
+        write_private(path, token)
+    return token
+
+
+def sandbox_command(var, port):
+    """The sandbox's command line and token. Its token and workspace live in `var`, so that the
+    next run continues where this one stopped."""
+    token = ensure_sandbox_token(var / "sandbox_token")
+    state = var / "sandbox_state.json"
+    return [MANAGE, "intercom_sandbox", "--port", str(port), "--token", token, "--state-file", str(state)], token
+
+
 def child_environment(var, sandbox_url="", sandbox_token=""):
     """The environment of the relay's processes: production-like, over plain HTTP on loopback."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -176,8 +194,7 @@ class Command(BaseCommand):
         elif "intercom_sandbox" in get_commands():
             sandbox_port = envint("RELAY_SANDBOX_PORT", port + 1, minimum=1)
             sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-            sandbox_token = secrets.token_urlsafe(24)
-            commands["sandbox"] = [MANAGE, "intercom_sandbox", "--port", str(sandbox_port), "--token", sandbox_token]
+            commands["sandbox"], sandbox_token = sandbox_command(VAR, sandbox_port)
             intercom = f"the sandbox at {sandbox_url}/ (no INTERCOM_ACCESS_TOKEN set)"
         else:
             intercom = "nowhere: no INTERCOM_ACCESS_TOKEN and no intercom_sandbox command"
