@@ -10,6 +10,7 @@ same write key and stop on SIGTERM to make.
 Run locally: python3 .ci/smoke_make_run.py (it tests what is committed, not the work tree).
 """
 
+import json
 import os
 import random
 import signal
@@ -46,6 +47,14 @@ DELIVERY_STATES = (
     "from forwarding.models import Delivery; print(','.join(sorted(Delivery.objects.values_list('state', flat=True))))"
 )
 DELIVERY_TIMEOUT = 60
+RESEND_IDENTIFY = (
+    "from forwarding import services; from forwarding.models import Delivery; "
+    "print(services.resend(Delivery.objects.get(call__type='identify')))"
+)
+IDENTIFY_STATE = (
+    "from forwarding.models import Delivery; d = Delivery.objects.get(call__type='identify'); "
+    "print(d.state, d.attempt_count)"
+)
 
 
 class SmokeFailure(Exception):
@@ -98,6 +107,34 @@ def django_shell(clone, env, code):
         text=True,
         check=True,
     ).stdout.strip()
+
+
+def sandbox_contacts(port):
+    """External ids of the contacts the sandbox of `make run` holds (its control API)."""
+    url = f"http://127.0.0.1:{port + 1}/_sandbox/state"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return sorted(c.get("external_id") or "" for c in json.load(response)["contacts"])
+
+
+def check_continues(clone, env, port):
+    """After a restart, the sandbox still holds the first run's contact, and a resend of the
+    first run's identify is delivered to it (its token and the relay's caches still valid)."""
+    if not (clone / "forwarding" / "sandbox" / "persistence.py").exists():
+        print("SKIPPED the restart check: this commit's sandbox keeps no state")
+        return
+    contacts = sandbox_contacts(port)
+    if contacts != ["smoke-user"]:
+        raise SmokeFailure(f"the restarted sandbox holds {contacts}, not the first run's contact")
+    if django_shell(clone, env, RESEND_IDENTIFY) != "True":
+        raise SmokeFailure("the first run's identify could not be resent")
+    deadline = time.monotonic() + DELIVERY_TIMEOUT
+    while (state := django_shell(clone, env, IDENTIFY_STATE)) != "delivered 2":
+        if time.monotonic() > deadline:
+            raise SmokeFailure(f"the resent identify was not delivered within {DELIVERY_TIMEOUT} s: {state}")
+        time.sleep(1)
+    if sandbox_contacts(port) != ["smoke-user"]:
+        raise SmokeFailure("the resend created a second contact")
+    print("after the restart: the sandbox kept its contact, and a resend was delivered to it", flush=True)
 
 
 def check_calls(clone, env, port, write_key):
@@ -206,6 +243,7 @@ def main():
             relay.wait_healthy(port, START_TIMEOUT)
             relay.wait_for_output(f"write key {write_key}")
             print("a second make run came up and showed the same write key", flush=True)
+            check_continues(clone, env, port)
             relay.stop(signal.SIGTERM, whole_group=False)
             print("SIGTERM to make stopped everything")
         except (SmokeFailure, subprocess.CalledProcessError, OSError) as failure:

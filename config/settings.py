@@ -121,7 +121,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"per_task_to_debug": {"()": "config.logfilters.PerTaskToDebug"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["per_task_to_debug"]}},
     "root": {"handlers": ["stderr"], "level": envstr("RELAY_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -160,6 +161,8 @@ INTERCOM_API_VERSION = envstr("INTERCOM_API_VERSION", "2.16")
 INTERCOM_EVENT_NAME_LIMIT = envint("INTERCOM_EVENT_NAME_LIMIT", 120, minimum=1)
 INTERCOM_PAGE_EVENT_NAME = envstr("INTERCOM_PAGE_EVENT_NAME", "viewed-page")
 INTERCOM_CREATE_ATTRIBUTES = envbool("INTERCOM_CREATE_ATTRIBUTES", True)
+# Custom data attributes a workspace may hold (Intercom's limit is 250).
+INTERCOM_ATTRIBUTE_LIMIT = envint("INTERCOM_ATTRIBUTE_LIMIT", 250, minimum=1)
 INTERCOM_CONNECT_TIMEOUT = envint("INTERCOM_CONNECT_TIMEOUT", 5, minimum=1)
 INTERCOM_READ_TIMEOUT = envint("INTERCOM_READ_TIMEOUT", 20, minimum=1)
 

@@ -2,6 +2,7 @@
 the requests, and the outcome written with the delivery's next state."""
 
 import logging
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -15,6 +16,9 @@ from forwarding.recording import AttemptLog
 
 logger = logging.getLogger(__name__)
 
+# Seconds before a user's identify is sent again for Intercom not knowing them, once it was.
+REIDENTIFY_AFTER = 60.0
+_reidentified = {}  # {(workspace, userId): monotonic time their identify was last sent again}
 ROUTE_OUTCOMES = {State.HELD: Outcome.HELD, State.SUPPRESSED: Outcome.SUPPRESSED, State.FAILED: Outcome.FAILED}
 TERMINAL_OUTCOME_STATES = {
     Outcome.DELIVERED: State.DELIVERED,
@@ -85,14 +89,37 @@ def send(planned, log, journal=None):
         journal.delivered(delivery, log, result, changes)
     else:
         changes = finish(delivery, log, result)
-    if result.outcome == Outcome.WAITING and ContactLink.objects.filter(user_id=user_id).exists():
-        # The identify succeeded while this attempt was looking: its release missed this one.
-        release_user(user_id)
+    if result.outcome == Outcome.WAITING:
+        if ContactLink.objects.filter(workspace=log.workspace, user_id=user_id).exists():
+            # The identify succeeded while this attempt was looking: its release missed this one.
+            release_user(user_id)
+        elif result.cause == "user_unknown":
+            reidentify(log.workspace, user_id)
     if result.outcome == Outcome.HELD and route is not None:
         event_names.refused_by_intercom(delivery.event_key, route.name)
     if result.outcome == Outcome.DELIVERED and delivery.call.type == CallType.IDENTIFY:
         release_user(user_id, delivery.call.anonymous_id)
     return changes
+
+
+def reidentify(workspace_id, user_id):
+    """Intercom does not know a user the relay delivered an identify for (their contact deleted,
+    another workspace): send their last delivered identify again, so that their waiting calls
+    follow it; unless one of their identifies is on its way, or this was done for them a moment
+    ago (a contact Intercom has just created may not be found at once)."""
+    identifies = Delivery.objects.filter(user_id=user_id, call__type=CallType.IDENTIFY)
+    last = identifies.filter(state=State.DELIVERED, call__payload__isnull=False).order_by("-created_at").first()
+    if last is None or identifies.filter(state__in=(State.PENDING, State.DELIVERING)).exists():
+        return
+    key, now = (workspace_id, user_id), time.monotonic()
+    if now - _reidentified.get(key, float("-inf")) < REIDENTIFY_AFTER:
+        return
+    _reidentified[key] = now
+    logger.warning("user %r is unknown to Intercom: their identify %s is sent again", user_id, last.pk)
+    moment = timezone.now()
+    Delivery.objects.filter(pk=last.pk, state=State.DELIVERED).update(
+        state=State.PENDING, next_attempt_at=moment, trigger=Trigger.RELEASE, enqueued_at=None, updated_at=moment
+    )
 
 
 def attribute(delivery, call):
@@ -116,6 +143,7 @@ def attribute(delivery, call):
 def finish(delivery, log, result):
     """Write the attempt's outcome and the delivery's next state; returns the changed fields."""
     changes = outcome_changes(delivery, log, result)
+    report(delivery, result, changes)
     # One transaction: nobody sees the attempt's outcome without the delivery's new state.
     with transaction.atomic():
         if log is not None:
@@ -123,6 +151,21 @@ def finish(delivery, log, result):
         Delivery.objects.filter(pk=delivery.pk).update(**changes)
         event_names.count_outcome(delivery.event_key, delivery.state, changes.get("state", delivery.state))
     return changes
+
+
+def report(delivery, result, changes):
+    """Log a failed or retried delivery at WARNING: call id, cause, next attempt."""
+    state = changes.get("state")
+    if state == State.FAILED:
+        logger.warning("call %s failed: %s (%s)", delivery.pk, result.error, result.cause or "unknown cause")
+    elif state == State.PENDING:
+        logger.warning(
+            "call %s will be tried again at %s: %s (%s)",
+            delivery.pk,
+            f"{changes['next_attempt_at']:%Y-%m-%d %H:%M:%S}",
+            result.error,
+            result.cause,
+        )
 
 
 def outcome_changes(delivery, log, result):
@@ -133,6 +176,7 @@ def outcome_changes(delivery, log, result):
         "updated_at": now,
         "trigger": Trigger.AUTO,
         "warnings": result.warnings,
+        "warned": bool(result.warnings),
         "last_status": result.status,
     }
     state = TERMINAL_OUTCOME_STATES.get(result.outcome)

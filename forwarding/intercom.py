@@ -159,8 +159,8 @@ class Client:
     def attach_company(self, contact_id, company_id):
         return self.request("POST", f"/contacts/{quote(contact_id, safe='')}/companies", {"id": company_id})
 
-    def list_data_attributes(self, model):
-        return self.request("GET", "/data_attributes", params={"model": model})
+    def list_data_attributes(self, model=None):
+        return self.request("GET", "/data_attributes", params={"model": model} if model else None)
 
     def create_data_attribute(self, model, name, data_type):
         return self.request("POST", "/data_attributes", {"name": name, "model": model, "data_type": data_type})

@@ -32,7 +32,7 @@ WHERE id = %s
 """
 DELIVERY_DELIVERED = f"""
 UPDATE {DELIVERIES} SET state = '{State.DELIVERED}', lease_expires_at = NULL, updated_at = %s,
-  trigger = '{Trigger.AUTO}', warnings = %s, last_status = %s, last_error = '', error_cause = '',
+  trigger = '{Trigger.AUTO}', warnings = %s, warned = %s, last_status = %s, last_error = '', error_cause = '',
   delivered_at = %s, attempt_count = %s
 WHERE call_id = %s
 """
@@ -66,7 +66,15 @@ class Journal:
         self.attempts.append((result.status, warnings, moment(log.started_at), log.duration_ms(), log.attempt.pk))
         updated, delivered = moment(changes["updated_at"]), moment(changes["delivered_at"])
         self.deliveries.append(
-            (updated, warnings, changes["last_status"], delivered, changes["attempt_count"], delivery.pk)
+            (
+                updated,
+                warnings,
+                changes["warned"],
+                changes["last_status"],
+                delivered,
+                changes["attempt_count"],
+                delivery.pk,
+            )
         )
         if delivery.event_key and delivery.state != State.DELIVERED:  # as `event_names.count_outcome`
             self.names[delivery.event_key] += 1

@@ -4,21 +4,16 @@ cut, allowlisted headers, never the token)."""
 
 import json
 import time
-from datetime import timedelta
 
-from django.db.models import Q
 from django.utils import timezone
 
-from forwarding import intercom, ratelimit
-from forwarding.models import Attempt, Exchange, IntercomStatus
+from forwarding import connection, intercom, ratelimit
+from forwarding.models import Attempt, Exchange
 from forwarding.models.deliveries import BODY_LIMIT
 
 # The limiter's windows are 10 seconds; a worker waits for the next one rather than fail.
 LIMITER_POLL_SECONDS = 2.0
 LIMITER_MAX_WAIT_SECONDS = 30.0
-STATUS_WRITE_INTERVAL = timedelta(seconds=10)
-SUCCESS_CHECK_SECONDS = 1.0
-_success_checked_at = float("-inf")
 
 
 def cut(value):
@@ -38,6 +33,7 @@ class AttemptLog:
         # The task creates its attempts' rows together (`Journal.begin`); alone, it is created here.
         self.attempt = attempt or Attempt.objects.create(delivery=delivery, trigger=trigger)
         self.contacts = {} if contacts is None else contacts  # {userId: contact id or None}, see sending
+        self.workspace = None  # the Intercom workspace's id, once `sending` knows it
         self.client = intercom.client()
         self.started_at = timezone.now()
         self.started = time.monotonic()
@@ -49,7 +45,7 @@ class AttemptLog:
         self._wait_for_limiter()
         response = getattr(self.client, operation)(*args)
         ratelimit.observe(response)
-        note_connection(response)
+        connection.note(response)
         self.unwritten = Exchange(
             attempt=self.attempt,
             method=response.method,
@@ -97,26 +93,3 @@ class AttemptLog:
         """The exchange not written yet, for the journal to write (at most one)."""
         unwritten, self.unwritten = self.unwritten, None
         return [unwritten] if unwritten is not None else []
-
-
-def note_connection(response):
-    """Keep the dashboard's connection status: a refused token raises the banner, a success clears it."""
-    global _success_checked_at
-    if response.status in (401, 403):
-        _success_checked_at = float("-inf")  # the next success clears the banner at once
-        IntercomStatus.objects.update_or_create(
-            name="intercom", defaults={"auth_failed_at": timezone.now(), "auth_error": response.error_message[:500]}
-        )
-    elif response.ok:
-        # Written at most every few seconds, but at once when it clears the banner; and asked at
-        # most once a second by each process (a banner clears within that second).
-        if time.monotonic() - _success_checked_at < SUCCESS_CHECK_SECONDS:
-            return
-        _success_checked_at = time.monotonic()
-        now = timezone.now()
-        stale = Q(last_success_at=None) | Q(last_success_at__lt=now - STATUS_WRITE_INTERVAL)
-        updated = IntercomStatus.objects.filter(stale | ~Q(auth_failed_at=None), name="intercom").update(
-            last_success_at=now, auth_failed_at=None, auth_error=""
-        )
-        if not updated:
-            IntercomStatus.objects.get_or_create(name="intercom", defaults={"last_success_at": now})

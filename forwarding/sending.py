@@ -1,14 +1,16 @@
-"""The Intercom requests of one attempt, per call type (DESIGN.md §5), as outcomes."""
+"""The Intercom requests of one attempt, per call type (DESIGN.md §5), as outcomes.
+
+Every cache of Intercom's state it reads heals itself from Intercom's answer (DESIGN.md §10): a
+cached contact Intercom no longer knows is looked up again, a custom attribute it no longer has
+is created again, and the request is tried once more at once; only a second refusal stands."""
 
 import re
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from django.utils import timezone
 
-from forwarding import policy
-from forwarding.mapping import custom_attribute_types
-from forwarding.models import CompanyLink, ContactLink, DataAttribute, Outcome
+from forwarding import attributes, policy, workspace
+from forwarding.models import CompanyLink, ContactLink, Outcome
 
 EXISTING_ID = re.compile(r"id=([0-9a-zA-Z]+)")
 
@@ -45,6 +47,10 @@ class Stop(Exception):
 def send(log, mapped, user_id):
     """Send what `mapped` asks for; returns a Result."""
     warnings = list(mapped.warnings)
+    found = workspace.current(log.client)
+    if not isinstance(found, str):  # GET /me refused or unanswered: nothing can be sent
+        return judged(found, warnings)
+    log.workspace = found
     try:
         if mapped.contact is not None:
             status = identify(log, mapped, warnings)
@@ -54,8 +60,20 @@ def send(log, mapped, user_id):
             status = track(log, mapped, user_id)
     except Stop as stop:
         stop.result.warnings = warnings + stop.result.warnings
+        if stop.result.outcome == Outcome.AUTH:
+            workspace.forget()  # once accepted again, the token may be another workspace's
         return stop.result
+    except attributes.Refused as refused:
+        return judged(refused.response, warnings)
     return Result(Outcome.DELIVERED, status, warnings=warnings)
+
+
+def judged(response, warnings):
+    """The Result of an unsuccessful answer outside the call's own requests."""
+    result = Result.of(response, warnings)
+    if result.outcome == Outcome.AUTH:
+        workspace.forget()  # once accepted again, the token may be another workspace's
+    return result
 
 
 def check(response, warnings=()):
@@ -65,24 +83,35 @@ def check(response, warnings=()):
 
 
 def identify(log, mapped, warnings):
-    body = dict(mapped.contact)
-    body = with_attributes(log, "contact", body, warnings, mapped.date_attributes)
-    external_id = body["external_id"]
-    contact_id = linked_contact(log, external_id)
-    response = None
-    if contact_id:
-        response = log.send("update_contact", contact_id, body)
-        if response.status == 404:  # deleted or archived in Intercom since we cached it
-            forget_contact(log, external_id)
-            contact_id = None
-    if contact_id is None:
-        response = upsert_contact(log, body)
+    external_id = mapped.contact["external_id"]
+    for last_try in (False, True):
+        notes = []
+        body, written = with_attributes(log, "contact", dict(mapped.contact), notes, mapped.date_attributes)
+        response = write_contact(log, external_id, body)
+        missing = attributes.missing_in_answer(response)
+        if missing is None or last_try:
+            break
+        attributes.forget(log.workspace, "contact", missing)  # archived in Intercom since it was cached
+    warnings += notes
     check(response)
+    attributes.count_written(log.workspace, "contact", written)
     if response.body["id"] != log.contacts.get(external_id):  # new, or changed
         remember_contact(log, external_id, response.body["id"])
     for company in mapped.companies:
         attach(log, response.body["id"], company, warnings, mapped.company_date_attributes)
     return response.status
+
+
+def write_contact(log, external_id, body):
+    """Update the cached contact, or find, update or create it when none is cached (or the cached
+    one is gone: deleted or archived in Intercom since)."""
+    contact_id = linked_contact(log, external_id)
+    if contact_id:
+        response = log.send("update_contact", contact_id, body)
+        if response.status != 404:
+            return response
+        forget_contact(log, external_id)
+    return upsert_contact(log, body)
 
 
 def upsert_contact(log, body):
@@ -107,27 +136,29 @@ def linked_contact(log, user_id):
     """The cached Intercom contact id of a user, or None; the task may have fetched it already
     (`log.contacts`)."""
     if user_id not in log.contacts:
-        link = ContactLink.objects.filter(user_id=user_id).values_list("contact_id", flat=True).first()
+        links = ContactLink.objects.filter(workspace=log.workspace, user_id=user_id)
+        link = links.values_list("contact_id", flat=True).first()
         log.contacts[user_id] = link
     return log.contacts[user_id]
 
 
-def linked_contacts(user_ids):
+def linked_contacts(workspace_id, user_ids):
     """{userId: cached contact id or None} for many users at once (a task's, for its logs)."""
     contacts = dict.fromkeys(user_ids)
-    contacts.update(ContactLink.objects.filter(user_id__in=list(contacts)).values_list("user_id", "contact_id"))
+    links = ContactLink.objects.filter(workspace=workspace_id, user_id__in=list(contacts))
+    contacts.update(links.values_list("user_id", "contact_id"))
     return contacts
 
 
 def remember_contact(log, user_id, contact_id):
     ContactLink.objects.update_or_create(
-        user_id=user_id, defaults={"contact_id": contact_id, "updated_at": timezone.now()}
+        workspace=log.workspace, user_id=user_id, defaults={"contact_id": contact_id, "updated_at": timezone.now()}
     )
     log.contacts[user_id] = contact_id
 
 
 def forget_contact(log, user_id):
-    ContactLink.objects.filter(user_id=user_id).delete()
+    ContactLink.objects.filter(workspace=log.workspace, user_id=user_id).delete()
     log.contacts[user_id] = None
 
 
@@ -145,9 +176,14 @@ def contact_for(log, user_id):
 
 
 def track(log, mapped, user_id):
+    cached = linked_contact(log, user_id)
     if contact_for(log, user_id) is None:
         raise Stop(Result.waiting(None, "Intercom has no contact for this user yet"))
     response = log.send("create_event", mapped.event)
+    if response.status == 404 and cached:
+        forget_contact(log, user_id)  # the cached contact is gone: look again, and try once more
+        if contact_for(log, user_id) is not None:
+            response = log.send("create_event", mapped.event)
     if response.status == 404:
         forget_contact(log, user_id)
         raise Stop(Result.waiting(response, "Intercom answered User Not Found"))
@@ -158,73 +194,45 @@ def group(log, mapped, user_id, warnings):
     contact_id = contact_for(log, user_id)
     if contact_id is None:
         raise Stop(Result.waiting(None, "Intercom has no contact for this user yet"))
-    response = attach(log, contact_id, mapped.company, warnings, mapped.company_date_attributes)
+    response = attach(log, contact_id, mapped.company, warnings, mapped.company_date_attributes, user_id)
     return response.status
 
 
-def attach(log, contact_id, company, warnings, date_keys=frozenset()):
-    """Create or update the company, then attach the contact to it."""
-    body = with_attributes(log, "company", dict(company), warnings, date_keys)
-    upserted = check(log.send("upsert_company", body))
+def attach(log, contact_id, company, warnings, date_keys=frozenset(), user_id=None):
+    """Create or update the company, then attach the contact to it. A contact or company Intercom
+    no longer knows is resolved again once (`user_id`: the contact's, when it may be looked up)."""
+    group_id = company["company_id"]
+    for last_try in (False, True):
+        notes = []
+        body, written = with_attributes(log, "company", dict(company), notes, date_keys)
+        upserted = log.send("upsert_company", body)
+        missing = attributes.missing_in_answer(upserted)
+        if missing is None or last_try:
+            break
+        attributes.forget(log.workspace, "company", missing)
+    warnings += notes
+    check(upserted)
+    attributes.count_written(log.workspace, "company", written)
     company_id = upserted.body["id"]
     CompanyLink.objects.update_or_create(
-        group_id=body["company_id"], defaults={"company_id": company_id, "updated_at": timezone.now()}
+        workspace=log.workspace, group_id=group_id, defaults={"company_id": company_id, "updated_at": timezone.now()}
     )
     response = log.send("attach_company", contact_id, company_id)
+    if response.status == 404 and response.error_code == "not_found" and user_id:
+        forget_contact(log, user_id)  # the cached contact is gone: look again, and try once more
+        contact_id = contact_for(log, user_id)
+        if contact_id is not None:
+            response = log.send("attach_company", contact_id, company_id)
     if response.status == 404 and response.error_code == "not_found":
         raise Stop(Result.waiting(response, "Intercom answered User Not Found"))
     return check(response)
 
 
 def with_attributes(log, model, body, warnings, date_keys=frozenset()):
-    """The body with only the custom attributes that exist (created first when allowed)."""
-    attributes = body.get("custom_attributes") or {}
-    if not attributes:
-        body.pop("custom_attributes", None)
-        return body
-    usable = ensure_attributes(log, model, attributes, warnings, date_keys)
-    kept = {name: value for name, value in attributes.items() if name in usable}
+    """The body with its custom attributes under the names Intercom holds them (created first
+    when allowed), and the traits written; what cannot be written is dropped with a warning."""
+    values = body.pop("custom_attributes", None) or {}
+    kept, traits = attributes.written(log, log.workspace, model, values, warnings, date_keys)
     if kept:
         body["custom_attributes"] = kept
-    else:
-        body.pop("custom_attributes")
-    return body
-
-
-def ensure_attributes(log, model, attributes, warnings, date_keys=frozenset()):
-    """Names among `attributes` that Intercom will store; the rest are dropped with a warning."""
-    known = dict(DataAttribute.objects.filter(model=model, name__in=list(attributes)).values_list("name", "usable"))
-    missing = [name for name in attributes if name not in known]
-    if missing:
-        refresh_attributes(log, model)
-        known = dict(DataAttribute.objects.filter(model=model, name__in=list(attributes)).values_list("name", "usable"))
-        missing = [name for name in attributes if name not in known]
-    types = custom_attribute_types({name: attributes[name] for name in missing}, date_keys)
-    for name in missing:
-        if not settings.INTERCOM_CREATE_ATTRIBUTES:
-            warnings.append(f"custom attribute {name!r} dropped: it does not exist in Intercom")
-            continue
-        created = log.send("create_data_attribute", model, name, types.get(name, "string"))
-        if created.ok:
-            DataAttribute.objects.update_or_create(model=model, name=name, defaults={"data_type": types.get(name, "")})
-            known[name] = True
-        elif policy.judge(created).outcome == Outcome.FAILED:
-            reason = created.error_message[:255]
-            DataAttribute.objects.update_or_create(model=model, name=name, defaults={"usable": False, "reason": reason})
-            known[name] = False
-        else:
-            raise Stop(Result.of(created))
-    for name, usable in known.items():
-        if not usable:
-            warnings.append(f"custom attribute {name!r} dropped: Intercom refused to create it")
-    return {name for name, usable in known.items() if usable}
-
-
-def refresh_attributes(log, model):
-    """Cache the workspace's custom data attributes of `model`."""
-    listed = check(log.send("list_data_attributes", model))
-    for item in listed.body.get("data", []) if isinstance(listed.body, dict) else []:
-        if item.get("custom") and item.get("name"):
-            DataAttribute.objects.update_or_create(
-                model=model, name=item["name"], defaults={"data_type": item.get("data_type", ""), "usable": True}
-            )
+    return body, traits

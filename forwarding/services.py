@@ -11,7 +11,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from forwarding import attempts, claims, event_names, ratelimit, sending, tallies
+from forwarding import attempts, claims, event_names, ratelimit, sending, tallies, workspace
 from forwarding.journal import Journal
 from forwarding.models import Attempt, Call, Delivery, EventName, State, Trigger, WorkerStart
 from forwarding.recording import AttemptLog
@@ -167,7 +167,9 @@ def run(deliveries, lease_until, deadline, users, retry):
         if isinstance(planned, attempts.Plan):
             plans.append(planned)
         users.add(delivery.user_id)
-    contacts = sending.linked_contacts({planned.user_id for planned in plans})
+    found = workspace.current() if plans else None
+    users_of = {planned.user_id for planned in plans}
+    contacts = sending.linked_contacts(found, users_of) if isinstance(found, str) else {}
     begun = Journal.begin([planned.delivery for planned in plans])
     records = Journal()
     try:

@@ -64,11 +64,17 @@ def hour_sql(vendor, row):
 
 def create_triggers(schema_editor):
     """Install the triggers, and tally the deliveries already stored (in the migration)."""
+    install_triggers(schema_editor)
+    with schema_editor.connection.cursor() as cursor:
+        tally_stored(cursor, schema_editor.connection.vendor)
+
+
+def install_triggers(schema_editor):
+    """(Re)install the triggers: SQLite drops them when a migration rebuilds the deliveries' table."""
+    drop_triggers(schema_editor)
     vendor = schema_editor.connection.vendor
     for sql in POSTGRES_TRIGGERS if vendor == "postgresql" else SQLITE_TRIGGERS:
         schema_editor.execute(sql, params=None)
-    with schema_editor.connection.cursor() as cursor:
-        tally_stored(cursor, vendor)
 
 
 def tally_stored(cursor, vendor):

@@ -64,6 +64,8 @@ class Delivery(models.Model):
     # A short, stable cause for grouping failures ("timeout", "http_400", ...).
     error_cause = models.CharField(max_length=50, blank=True, default="")
     warnings = models.JSONField(default=list, blank=True)
+    # The last attempt dropped, cut or renamed something (`warnings` says what).
+    warned = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     delivered_at = models.DateTimeField(null=True, blank=True)
@@ -95,6 +97,8 @@ class Delivery(models.Model):
                 name="delivery_5xx",
                 condition=Q(last_status__gte=500, last_status__lt=600),
             ),
+            # Log filtered by "has warnings", and the overview's "delivered with data dropped".
+            models.Index(fields=["-created_at", "-call"], name="delivery_warned", condition=Q(warned=True)),
         ]
 
     def __str__(self):

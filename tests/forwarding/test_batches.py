@@ -10,7 +10,6 @@ from django.test.utils import CaptureQueriesContext
 from forwarding import services
 from forwarding.journal import Journal
 from forwarding.models import Attempt, Delivery, EventName, State
-from tests.forwarding.ingest import post_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -22,19 +21,6 @@ def test_a_task_takes_at_most_fifty_deliveries_and_each_worker_gets_one(settings
     sizes = [len(batch) for batch in services.batches(list(range(230)))]
     assert sizes == [50, 50, 50, 50, 30]
     assert [pk for batch in services.batches(list(range(230))) for pk in batch] == list(range(230))
-
-
-@pytest.fixture
-def store(client, source):
-    """Stores a /v1/batch through the API; returns the new deliveries' pks in the order received."""
-
-    def post(*messages):
-        before = set(Delivery.objects.values_list("pk", flat=True))
-        post_batch(client, source[1], messages)
-        rows = Delivery.objects.exclude(pk__in=before).order_by("created_at", "pk")
-        return list(rows.values_list("pk", flat=True))
-
-    return post
 
 
 @pytest.fixture

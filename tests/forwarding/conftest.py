@@ -1,0 +1,19 @@
+"""Fixtures of the forwarding tests."""
+
+import pytest
+
+from forwarding.models import Delivery
+from tests.forwarding.ingest import post_batch
+
+
+@pytest.fixture
+def store(client, source):
+    """Stores a /v1/batch through the API; returns the new deliveries' pks in the order received."""
+
+    def post(*messages):
+        before = set(Delivery.objects.values_list("pk", flat=True))
+        post_batch(client, source[1], messages)
+        rows = Delivery.objects.exclude(pk__in=before).order_by("created_at", "pk")
+        return list(rows.values_list("pk", flat=True))
+
+    return post
