@@ -25,10 +25,12 @@ DJANGO_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
 ]
-THIRD_PARTY_APPS = ["rest_framework", "django_q"]
+# forwarding before django_q: its `qcluster` command (django-q2's cluster, with a watchdog)
+# replaces django-q2's own.
+THIRD_PARTY_APPS = ["rest_framework", "forwarding", "django_q"]
 # The dashboard before the admin: its templates (admin/base_site.html, admin/nav_sidebar.html)
 # override the admin's own.
-LOCAL_APPS = ["dashboard.apps.DashboardConfig", "dashboard.apps.RelayAdminConfig", "forwarding"]
+LOCAL_APPS = ["dashboard.apps.DashboardConfig", "dashboard.apps.RelayAdminConfig"]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
@@ -178,6 +180,9 @@ RELAY_LEASE_SECONDS = envduration("RELAY_LEASE_SECONDS", "2m")
 RELAY_SWEEP_INTERVAL = envduration("RELAY_SWEEP_INTERVAL", "5s")
 # A due delivery enqueued this long ago is enqueued again by the sweeper (its task was lost).
 RELAY_REENQUEUE_AFTER = envduration("RELAY_REENQUEUE_AFTER", "60s")
+# A cluster that finishes no task for this long while deliveries are overdue is stalled: its
+# watchdog restarts it (a healthy task ends within its 40 s budget; the sweeper beats every pass).
+RELAY_STALL_SECONDS = envduration("RELAY_STALL_SECONDS", "90s")
 RELAY_PAYLOAD_RETENTION_DAYS = envint("RELAY_PAYLOAD_RETENTION_DAYS", 30, minimum=1)
 RELAY_LOG_RETENTION_DAYS = envint("RELAY_LOG_RETENTION_DAYS", 90, minimum=1)
 

@@ -8,12 +8,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from forwarding import attempts, claims, event_names, ratelimit, sending, tallies, workspace
+from forwarding import attempts, claims, event_names, ratelimit, sending, tallies, watchdog, workspace
 from forwarding.journal import Journal
-from forwarding.models import Attempt, Call, Delivery, EventName, State, Trigger, WorkerStart
+from forwarding.models import Attempt, Call, Delivery, EventName, State, SweepRun, Trigger, WorkerStart
 from forwarding.recording import AttemptLog
 
 logger = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ IN_TASK_WAIT_SECONDS = 15
 SWEEP_BATCH = 1000
 BATCH_SIZE = 50  # deliveries per task at most
 KICK_AHEAD = 10  # a user's due deliveries handed on together (see `kick_next`)
+SWEEP_QUEUED_BEHIND = 5  # seconds after a sweep ends in which another one is a queued duplicate
 
 
 def accept(calls):
@@ -350,16 +351,34 @@ def lost_tasks(now):
 
 def sweep_for(seconds, interval):
     """Sweep every `interval` seconds for `seconds` (the schedule starts this once a minute, so
-    that retries are enqueued within `interval` of being due)."""
+    that retries are enqueued within `interval` of being due). Only one runs at a time, and one
+    queued behind it does nothing: after a stall, the schedule's queued sweeps must not hold every
+    worker in turn."""
+    if not start_sweep(seconds):
+        return {"skipped": "a sweep runs, or has just run"}
     deadline = time.monotonic() + seconds
     totals = {}
-    while True:
-        for key, value in sweep().items():
-            if isinstance(value, int):
-                totals[key] = totals.get(key, 0) + value
-        if time.monotonic() + interval > deadline:
-            return totals
-        time.sleep(interval)
+    try:
+        while True:
+            for key, value in sweep().items():
+                if isinstance(value, int):
+                    totals[key] = totals.get(key, 0) + value
+            watchdog.beat()
+            if time.monotonic() + interval > deadline:
+                return totals
+            time.sleep(interval)
+    finally:
+        SweepRun.objects.filter(name="sweep").update(lease_until=timezone.now())
+
+
+def start_sweep(seconds):
+    """Take the sweeper's run, unless one holds it or one ended a moment ago (a sweep queued
+    behind it: the schedule's next comes about ten seconds after one ends)."""
+    now = timezone.now()
+    SweepRun.objects.get_or_create(name="sweep")
+    free = Q(lease_until=None) | Q(lease_until__lt=now - timedelta(seconds=SWEEP_QUEUED_BEHIND))
+    lease = now + timedelta(seconds=seconds + 30)  # a worker killed mid-sweep frees it soon after
+    return SweepRun.objects.filter(free, name="sweep").update(started_at=now, lease_until=lease) == 1
 
 
 def sweep(now=None):

@@ -1,10 +1,11 @@
 """django-q2 task entry points: they take primary keys and record failures as outcomes."""
 
-from forwarding import services
+from forwarding import services, watchdog
 
 
 def deliver_many(delivery_ids):
     services.deliver_many(delivery_ids)
+    watchdog.beat()
 
 
 def deliver(delivery_id):

@@ -2,6 +2,7 @@
 
 from django.urls import path, re_path
 
+from forwarding.health import worker_health
 from forwarding.ingestion import views
 from forwarding.ingestion.schema import SchemaView
 from forwarding.models import CallType
@@ -22,6 +23,7 @@ ingestion = [
 
 urlpatterns = [
     path("health", views.health, name="health"),
+    path("health/worker", worker_health, name="health-worker"),
     # The OpenAPI description of the ingestion routes: public, like the routes themselves.
     path("api/schema/", SchemaView.as_view(patterns=ingestion), name="api-schema"),
     *ingestion,

@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -209,3 +210,29 @@ def test_it_notices_a_child_that_exited():
     assert first_exited({"web": running, "worker": done}) == "worker"
     stop({"web": running})
     assert first_exited({"web": running}) == "web"
+
+
+@pytest.mark.timeout(30)
+def test_a_child_that_dies_is_started_again_and_one_that_keeps_dying_stops_everything():
+    children, started = {"web": spawn(SLEEPER), "worker": spawn("print('ready')")}, []
+
+    def start(name):
+        started.append(name)
+        children[name] = spawn("print('ready')") if len(started) < 3 else spawn(SLEEPER)
+
+    # The worker dies twice and then stays up: restarted each time, until a stop signal.
+    received = []
+    restarts = run_relay.Restarts(limit=5, window=600)
+    threading.Timer(3, lambda: received.append(signal.SIGTERM)).start()
+    assert Command().supervise(children, start, received, restarts) is None
+    assert started == ["worker", "worker", "worker"]
+    assert children["worker"].poll() is None
+    stop(children)
+
+    # One that dies every time: given up after its limit.
+    children = {"web": spawn(SLEEPER), "worker": spawn("print('ready')")}
+    dead = Command().supervise(
+        children, lambda name: children.update({name: spawn("print('ready')")}), [], run_relay.Restarts(limit=2)
+    )
+    assert dead == "worker"
+    stop(children)

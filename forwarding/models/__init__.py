@@ -11,11 +11,13 @@ from forwarding.models.intercom import (
     WorkerStart,
 )
 from forwarding.models.tallies import DeliveryTally
+from forwarding.models.workers import ClusterBeat, SweepRun
 
 __all__ = [
     "Attempt",
     "Call",
     "CallType",
+    "ClusterBeat",
     "CompanyLink",
     "ContactLink",
     "DataAttribute",
@@ -32,6 +34,7 @@ __all__ = [
     "RejectedMessage",
     "Source",
     "State",
+    "SweepRun",
     "Trigger",
     "WorkerStart",
     "hash_key",

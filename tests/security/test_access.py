@@ -144,6 +144,7 @@ def test_the_only_routes_outside_the_login_protected_dashboard_are_the_ingestion
     singles = [f"v1/{name}" for name in ["identify", "track", "page", "screen", "group", "alias"]]
     expected = {
         "health",
+        "health/worker",  # status and since when only: no host names, nothing stored
         "api/schema/",
         "v1/batch",
         "v1/import",
@@ -161,7 +162,7 @@ def test_the_only_routes_outside_the_login_protected_dashboard_are_the_ingestion
 def test_no_route_gives_stored_data_back_whatever_the_method(populated, client):
     _, key = populated
     auth = {"HTTP_AUTHORIZATION": basic(key), "HTTP_ORIGIN": "https://shop.example.com"}
-    paths = ["/health", "/api/schema/", "/v1/calls", "/v1/sources", f"/v1/projects/{key}/settings"]
+    paths = ["/health", "/health/worker", "/api/schema/", "/v1/calls", "/v1/sources", f"/v1/projects/{key}/settings"]
     paths += ["/v1/batch", "/v1/import", "/v1/b", "/v1/track", "/v1/t", "/v1/identify", "/v1/i", "/v1/group"]
     for path in paths:
         for method in ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]:

@@ -31,6 +31,10 @@ EXPORTED = ["DJANGO_SECRET_KEY_FILE", "INTERCOM_API_BASE", "INTERCOM_ACCESS_TOKE
 # Seconds the web process gets to answer /health, and each child gets to exit after SIGTERM.
 READY_TIMEOUT = 60
 STOP_TIMEOUT = 30
+# A process that exits is started again, up to RESTART_LIMIT times in RESTART_WINDOW seconds;
+# one that keeps dying (a port taken, a broken setting) stops everything.
+RESTART_LIMIT = 5
+RESTART_WINDOW = 600
 # gunicorn: 2 processes x 4 threads (gthread); --timeout only restarts a stuck worker, it does not
 # bound a slow client: in production a buffering reverse proxy does (README, Scale-out). A stopping
 # worker gets 10 s to finish its requests. No access log: some URLs carry a write key.
@@ -121,6 +125,23 @@ def first_exited(children):
     return next((name for name, proc in children.items() if proc.poll() is not None), None)
 
 
+class Restarts:
+    """When each child was restarted, to give up on one that keeps dying."""
+
+    def __init__(self, limit=RESTART_LIMIT, window=RESTART_WINDOW, clock=time.monotonic):
+        self.limit, self.window, self.clock = limit, window, clock
+        self.times = {}
+
+    def allow(self, name):
+        """Whether `name` may be started again now (and count it)."""
+        now = self.clock()
+        recent = [t for t in self.times.get(name, []) if now - t < self.window]
+        if len(recent) >= self.limit:
+            return False
+        self.times[name] = [*recent, now]
+        return True
+
+
 def stop(children, timeout=STOP_TIMEOUT):
     """Stop the children, the last started first: SIGTERM to each, a wait, then SIGKILL to its group."""
     for proc in reversed(children.values()):
@@ -170,19 +191,25 @@ class Command(BaseCommand):
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda signum, frame: received.append(signum))
         children, dead = {}, None
+
+        def start(name):
+            children[name] = subprocess.Popen([sys.executable, *commands[name]], env=env, start_new_session=True)
+
         try:
-            for name, command in commands.items():
-                children[name] = subprocess.Popen([sys.executable, *command], env=env, start_new_session=True)
+            for name in commands:
+                start(name)
             base = f"http://127.0.0.1:{port}"
             if self.wait_until_ready(f"{base}/health", children, received):
                 self.print_banner(base, write_key, password, intercom, env)
-            while not received and not (dead := first_exited(children)):
-                time.sleep(0.2)
+            dead = self.supervise(children, start, received)
         finally:
             self.stdout.write("Stopping…")
             stop(children)
         if dead:
-            raise CommandError(f"The {dead} process exited (status {children[dead].returncode}); stopped the others.")
+            raise CommandError(
+                f"The {dead} process exited (status {children[dead].returncode}) {RESTART_LIMIT} times "
+                f"in {RESTART_WINDOW // 60} minutes; stopped the others."
+            )
         self.stdout.write("Stopped.")
 
     def plan(self, port):
@@ -201,6 +228,23 @@ class Command(BaseCommand):
         commands["web"] = ["-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", *GUNICORN_OPTIONS]
         commands["worker"] = [MANAGE, "qcluster"]
         return commands, child_environment(VAR, sandbox_url, sandbox_token), intercom
+
+    def supervise(self, children, start, received, restarts=None):
+        """Until a stop signal: start again a child that exits, within its restart limit.
+        Returns the name of a child that exited once too often, or None."""
+        restarts = restarts or Restarts()
+        while not received:
+            dead = first_exited(children)
+            if dead:
+                status = children[dead].returncode
+                if not restarts.allow(dead):
+                    return dead
+                self.stderr.write(f"The {dead} process exited (status {status}); starting it again.")
+                # What it left in its process group (gunicorn's workers, qcluster's) goes first.
+                stop({dead: children[dead]}, timeout=1)
+                start(dead)
+            time.sleep(0.2)
+        return None
 
     def wait_until_ready(self, url, children, received):
         """True once `url` answers 200; False if a stop signal came or a child exited first."""
