@@ -236,3 +236,17 @@ def test_a_child_that_dies_is_started_again_and_one_that_keeps_dying_stops_every
     )
     assert dead == "worker"
     stop(children)
+
+
+def test_the_database_and_everything_in_var_is_its_owners_only(tmp_path):
+    old = os.umask(0o022)
+    try:
+        (tmp_path / "relay.sqlite3").write_text("")
+        (tmp_path / "relay.sqlite3-wal").write_text("")
+        run_relay.keep_private(tmp_path)
+        (tmp_path / "made-after").write_text("")  # as SQLite creates its WAL and journal
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    finally:
+        os.umask(old)
+    assert modes == {"relay.sqlite3": 0o600, "relay.sqlite3-wal": 0o600, "made-after": 0o600}
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700

@@ -50,6 +50,16 @@ def write_private(path, text):
         f.write(text + "\n")
 
 
+def keep_private(var):
+    """Files this command and its children create are their owner's only (the database and its
+    WAL hold every payload, beside secrets kept 0600); files made before are made so too."""
+    os.umask(0o077)
+    var.chmod(0o700)
+    for path in var.iterdir():
+        if path.is_file() and not path.is_symlink():
+            path.chmod(0o600)
+
+
 def read_private(path):
     """The stripped text of `path`, or "" when there is no such file."""
     try:
@@ -180,6 +190,7 @@ class Command(BaseCommand):
     def handle(self, *args, port=None, **options):
         port = port or envint("PORT", 8000, minimum=1)
         VAR.mkdir(exist_ok=True)
+        keep_private(VAR)
         call_command("migrate", interactive=False, verbosity=1)
         write_key = ensure_write_key(VAR / "write_key")
         password = ensure_admin(VAR / "admin_password")
