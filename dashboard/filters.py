@@ -18,6 +18,9 @@ RANGE_LABELS = {"1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", 
 STATUS_PATTERN = re.compile(r"[1-5]\d\d|[1-5]xx|none")
 CAUSE_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,50}")
 MAX_TEXT = 255
+# ?warned=1: "has warnings" (the last attempt dropped, cut or renamed something).
+YES = {"1", "true", "yes", "on"}
+NO = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class LogFilter:
     until: datetime | None = None
     # Exact userId, anonymousId, messageId or email.
     q: str = ""
+    # Only deliveries whose last attempt had warnings (something dropped, cut or renamed).
+    warned: bool = False
 
     @classmethod
     def parse(cls, params):
@@ -72,6 +77,10 @@ class LogFilter:
             problems.append(f"cause: {cause!r} is not an error cause")
             cause = ""
         values["cause"] = cause
+        warned = text("warned").lower()
+        if warned and warned not in YES | NO:
+            problems.append(f"warned: {warned!r} is not 1 or 0")
+        values["warned"] = warned in YES
         source = text("source")
         if source:
             if source.isdigit():
@@ -92,13 +101,16 @@ class LogFilter:
         out = {}
         for field in fields(self):
             value = getattr(self, field.name)
-            if value is None or value == "":
+            if value is None or value == "" or value is False:
                 continue
-            out[field.name] = _format_moment(value) if isinstance(value, datetime) else str(value)
+            if value is True:
+                out[field.name] = "1"
+            else:
+                out[field.name] = _format_moment(value) if isinstance(value, datetime) else str(value)
         return out
 
     def query(self, **changes):
-        """'?…' for this filter with some fields changed (None or "" removes one)."""
+        """'?…' for this filter with some fields changed (None, "" or False removes one)."""
         params = replace(self, **changes).params()
         return "?" + urlencode(params) if params else "?"
 
@@ -144,6 +156,8 @@ class LogFilter:
             value = getattr(self, name)
             if value:
                 parts.append(f"{'HTTP status' if name == 'status' else name} {value}")
+        if self.warned:
+            parts.append("has warnings")
         if self.source is not None:
             label = (source_names or {}).get(self.source, f"#{self.source}")
             parts.append(f"source {label}")

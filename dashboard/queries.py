@@ -2,14 +2,16 @@
 by an index; none counts the whole log."""
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection
-from django.db.models import BooleanField, Count, ExpressionWrapper, F, Max, Q, Sum
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, Max, Q, Sum, Value
+from django.db.models.functions import Concat
 
+from forwarding import attributes
 from forwarding.event_names import key_of
 from forwarding.mapping import CONTACT_PLACEHOLDER, map_call, planned_requests
 from forwarding.models import (
@@ -18,10 +20,10 @@ from forwarding.models import (
     CallType,
     CompanyLink,
     ContactLink,
+    DataAttribute,
     Delivery,
     DeliveryTally,
     EventName,
-    IntercomStatus,
     RateLimitWindow,
     Source,
     State,
@@ -32,6 +34,7 @@ STATUS_CLASSES_INDEXED = ("4xx", "5xx")
 HISTORY_SIZE = 100
 ATTEMPTS_SHOWN = 20
 TOP_CAUSES = 8
+ATTRIBUTES_SHOWN = 2000
 # How the overview groups states (the log filters on single states).
 STATE_GROUPS = [
     ("delivered", "Delivered", (State.DELIVERED,)),
@@ -139,10 +142,71 @@ def top_failure_causes(since, limit=TOP_CAUSES):
     )
 
 
-def connection_status(rate_limit=True):
-    """(IntercomStatus or None, RateLimitWindow or None), without creating either row."""
-    status = IntercomStatus.objects.filter(name="intercom").first()
-    return status, RateLimitWindow.objects.filter(name="intercom").first() if rate_limit else None
+def rate_limit_window():
+    """What Intercom's rate-limit headers last said (RateLimitWindow), or None; never created here.
+    (The connection's status is forwarding.connection.current(), read once per request by the
+    views: dashboard.views.common.intercom_status.)"""
+    return RateLimitWindow.objects.filter(name="intercom").first()
+
+
+@dataclass
+class Dropped:
+    """Delivered calls whose last attempt dropped, cut or renamed something, received since
+    `day_since` (24 hours) and `week_since` (7 days)."""
+
+    day: int
+    week: int
+    day_since: datetime
+    week_since: datetime
+
+
+def delivered_with_data_dropped(now):
+    """Delivered with warnings, received in the last 24 hours and 7 days, in one query. Its WHERE
+    is the partial index delivery_warned's (warned, created_at): the state is counted, not
+    filtered, so no other index (delivered is most of the log) competes with it."""
+    day, week = now - timedelta(hours=24), now - timedelta(days=7)
+    counts = warned_since(week).aggregate(
+        day=Count("pk", filter=Q(state=State.DELIVERED, created_at__gte=day)),
+        week=Count("pk", filter=Q(state=State.DELIVERED)),
+    )
+    return Dropped(counts["day"] or 0, counts["week"] or 0, day, week)
+
+
+def warned_since(since):
+    """Deliveries with warnings received since `since` (the partial index delivery_warned)."""
+    return Delivery.objects.filter(warned=True, created_at__gte=since)
+
+
+# -- data attributes -----------------------------------------------------------------------------
+
+
+@dataclass
+class AttributeUsage:
+    """Custom data attributes Intercom holds (as last seen) against the workspace's limit."""
+
+    used: int
+    limit: int
+
+    @property
+    def share(self):
+        return self.used / self.limit if self.limit else 1
+
+    @property
+    def percent(self):
+        return min(100, round(100 * self.share))
+
+    @property
+    def free(self):
+        return max(self.limit - self.used, 0)
+
+
+def attribute_usage(workspace):
+    return AttributeUsage(attributes.in_intercom(workspace).count(), attributes.limit())
+
+
+def data_attributes(workspace, limit=ATTRIBUTES_SHOWN):
+    """The workspace's attribute rows, contacts' then companies', by name (at most `limit`)."""
+    return list(DataAttribute.objects.filter(workspace=workspace).order_by("model", "name")[:limit])
 
 
 # -- delivery log --------------------------------------------------------------------------------
@@ -186,6 +250,8 @@ def driver_of(log_filter):
         return "delivery"
     if log_filter.status in STATUS_CLASSES_INDEXED:
         return "delivery"  # the partial indexes delivery_4xx and delivery_5xx
+    if log_filter.warned:
+        return "delivery"  # the partial index delivery_warned
     return "call"
 
 
@@ -199,7 +265,12 @@ def filtered(log_filter, now, driver):
         queryset, on_delivery, on_call, moment = Call.objects.all(), "delivery__", "", "received_at"
     f = log_filter
     lookups = {}
-    if f.state:
+    if f.state and _warned_leads(f, driver):
+        # The partial index delivery_warned reads (created_at, call) in order; the state's index
+        # would read every delivery of that state instead (delivered: most of the log). The state
+        # as an expression keeps SQLite on the first.
+        queryset = queryset.alias(state_text=Concat("state", Value(""))).filter(state_text=f.state)
+    elif f.state:
         lookups[f"{on_delivery}state"] = f.state
     if f.cause:
         lookups[f"{on_delivery}error_cause"] = f.cause
@@ -207,6 +278,8 @@ def filtered(log_filter, now, driver):
         lookups[f"{on_delivery}event_key"] = key_of(f.event)
     if f.user:
         lookups[f"{on_delivery}user_id"] = f.user
+    if f.warned:
+        lookups[f"{on_delivery}warned"] = True
     status = f.status_range()
     if status is None:
         lookups[f"{on_delivery}last_status__isnull"] = True
@@ -227,6 +300,12 @@ def filtered(log_filter, now, driver):
     if f.q:
         queryset = queryset.filter(search(f.q, on_call))
     return queryset, moment
+
+
+def _warned_leads(log_filter, driver):
+    """Whether "has warnings" is the filter whose index leads (no narrower one is given)."""
+    f = log_filter
+    return driver == "delivery" and f.warned and not (f.event or f.user or f.cause)
 
 
 def search(text, prefix=""):
@@ -405,8 +484,9 @@ class CallDetail:
     mapping_error: str = ""
 
 
-def call_detail(pk):
-    """A call, its delivery, its latest attempts with their exchanges, and what it maps to now."""
+def call_detail(pk, workspace):
+    """A call, its delivery, its latest attempts with their exchanges, and what it maps to now
+    with the ids and data attributes cached for `workspace` (workspace.shown())."""
     call = Call.objects.select_related("source", "delivery").filter(pk=pk).first()
     if call is None:
         return None
@@ -429,12 +509,13 @@ def call_detail(pk):
         if detail.registry is not None:
             detail.forwarded_name = (detail.registry.rename_to or detail.registry).name
     if call.payload is not None:
-        _plan(detail)
+        _plan(detail, workspace)
     return detail
 
 
-def _plan(detail):
-    """The Intercom requests the call maps to with what the relay knows now (ids, renames)."""
+def _plan(detail, workspace):
+    """The Intercom requests the call maps to with what the relay knows now (ids, renames, and the
+    data attributes each custom attribute is written to)."""
     call, delivery = detail.call, detail.delivery
     user_id = (delivery.user_id if delivery else "") or call.user_id or None
     names = {}
@@ -451,20 +532,61 @@ def _plan(detail):
     detail.mapping_warnings = list(mapped.warnings)
     if mapped.skip_reason:
         return
+    mapped = _with_attributes(mapped, workspace, detail.mapping_warnings)
     if mapped.user_id:
         detail.contact_id = (
-            ContactLink.objects.filter(user_id=mapped.user_id).values_list("contact_id", flat=True).first() or ""
+            ContactLink.objects.filter(workspace=workspace, user_id=mapped.user_id)
+            .values_list("contact_id", flat=True)
+            .first()
+            or ""
         )
     companies = [mapped.company] if mapped.company is not None else list(mapped.companies)
     group_ids = [company["company_id"] for company in companies]
     if group_ids:
         detail.companies = dict(
-            CompanyLink.objects.filter(group_id__in=group_ids).values_list("group_id", "company_id")
+            CompanyLink.objects.filter(workspace=workspace, group_id__in=group_ids).values_list(
+                "group_id", "company_id"
+            )
         )
     requests = planned_requests(
         mapped, contact_id=detail.contact_id or CONTACT_PLACEHOLDER, company_id=detail.companies
     )
     detail.planned = [Planned(method, path, "" if body is None else pretty(body)) for method, path, body in requests]
+
+
+def _with_attributes(mapped, workspace, warnings):
+    """`mapped` with the custom attributes of its contact and company bodies under the names they
+    are written to now (attributes.preview: aliases, refused and ignored names), adding the
+    preview's warnings. At most one query per model: the companies' names are previewed together."""
+    changes = {}
+    if mapped.contact is not None and mapped.contact.get("custom_attributes"):
+        kept, notes = attributes.preview(workspace, "contact", mapped.contact["custom_attributes"])
+        changes["contact"] = _with_custom(mapped.contact, kept)
+        warnings += [note for note in notes if note not in warnings]
+    bodies = [mapped.company] if mapped.company is not None else list(mapped.companies)
+    names = {name: name for body in bodies for name in body.get("custom_attributes") or {}}
+    if names:
+        # Previewed with each name as its own value: {attribute written: trait name}.
+        kept, notes = attributes.preview(workspace, "company", names)
+        written_as = {name: attribute for attribute, name in kept.items()}
+        warnings += [note for note in notes if note not in warnings]
+        renamed = []
+        for body in bodies:
+            values = body.get("custom_attributes") or {}
+            renamed.append(_with_custom(body, {written_as[k]: v for k, v in values.items() if k in written_as}))
+        if mapped.company is not None:
+            changes["company"] = renamed[0]
+        else:
+            changes["companies"] = tuple(renamed)
+    return replace(mapped, **changes) if changes else mapped
+
+
+def _with_custom(body, custom):
+    """A copy of a request body with its custom_attributes replaced (left out when empty)."""
+    body = {key: value for key, value in body.items() if key != "custom_attributes"}
+    if custom:
+        body["custom_attributes"] = custom
+    return body
 
 
 def pretty(value):
@@ -519,8 +641,9 @@ class History:
     failed: int = 0
 
 
-def user_history(person, cursor="", newer=False, size=HISTORY_SIZE):
-    """A person's calls in the order received: the newest `size` (or those around `cursor`)."""
+def user_history(person, workspace, cursor="", newer=False, size=HISTORY_SIZE):
+    """A person's calls in the order received: the newest `size` (or those around `cursor`), with
+    their Intercom contact and companies as cached for `workspace` (workspace.shown())."""
     history = History(person, [])
     if person.user_id:
         identities = list(
@@ -559,10 +682,17 @@ def user_history(person, cursor="", newer=False, size=HISTORY_SIZE):
             history.later = encode_cursor(last.created_at, last.pk)
     if person.user_id:
         history.contact_id = (
-            ContactLink.objects.filter(user_id=person.user_id).values_list("contact_id", flat=True).first() or ""
+            ContactLink.objects.filter(workspace=workspace, user_id=person.user_id)
+            .values_list("contact_id", flat=True)
+            .first()
+            or ""
         )
         group_ids = _distinct(Call.objects.filter(user_id=person.user_id, type=CallType.GROUP), "group_id", 50)
-        links = dict(CompanyLink.objects.filter(group_id__in=group_ids).values_list("group_id", "company_id"))
+        links = dict(
+            CompanyLink.objects.filter(workspace=workspace, group_id__in=group_ids).values_list(
+                "group_id", "company_id"
+            )
+        )
         history.companies = [(group_id, links.get(group_id, "")) for group_id in sorted(group_ids)]
         history.failed = Delivery.objects.filter(user_id=person.user_id, state=State.FAILED).count()
     return history

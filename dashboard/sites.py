@@ -2,6 +2,9 @@
 
 from django.contrib import admin
 
+# The header shows the data attributes' usage once more than this share of the limit is used.
+ATTRIBUTE_BADGE_ABOVE = 0.8
+
 
 class RelayAdminSite(admin.AdminSite):
     site_header = "Intercom Relay"
@@ -15,10 +18,14 @@ class RelayAdminSite(admin.AdminSite):
         return urls(self) + super().get_urls()
 
     def each_context(self, request):
+        from dashboard.views.common import attribute_usage
         from forwarding import event_names
 
         context = super().each_context(request)
         if request.user.is_active and request.user.is_staff:
-            # Shown in the header of every dashboard page.
+            # Shown in the header of every dashboard page; the data attributes' once they run short.
             context["event_name_usage"] = event_names.usage()
+            usage = attribute_usage(request)
+            if usage.share > ATTRIBUTE_BADGE_ABOVE:
+                context["attribute_usage"] = usage
         return context

@@ -235,4 +235,4 @@ def with_attributes(log, model, body, warnings, date_keys=frozenset()):
     kept, traits = attributes.written(log, log.workspace, model, values, warnings, date_keys)
     if kept:
         body["custom_attributes"] = kept
-    return body, traits
+    return body, {*traits, *kept}  # the traits, and the aliases they were written under

@@ -168,7 +168,7 @@ def run(deliveries, lease_until, deadline, users, retry):
         if isinstance(planned, attempts.Plan):
             plans.append(planned)
         users.add(delivery.user_id)
-    found = workspace.current() if plans else None
+    found = workspace.checked() if plans else None
     users_of = {planned.user_id for planned in plans}
     contacts = sending.linked_contacts(found, users_of) if isinstance(found, str) else {}
     begun = Journal.begin([planned.delivery for planned in plans])

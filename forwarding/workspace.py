@@ -35,6 +35,17 @@ def current(client=None):
     return workspace_id
 
 
+def checked(client=None):
+    """`current`, after making sure the status row still names this process's workspace (a row
+    rebuilt by another process, or another configuration, is learned again). Once per task."""
+    key = connection.config_key()
+    if key in _known:
+        shown_id = IntercomStatus.objects.filter(name="intercom", config_key=key).values_list("workspace_id", flat=True)
+        if shown_id.first() != _known[key]:
+            _known.pop(key)
+    return current(client)
+
+
 def forget():
     """Ask Intercom again at the next use (after a refused token: it may now be another one's)."""
     _known.clear()

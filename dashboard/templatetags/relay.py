@@ -1,4 +1,4 @@
-"""Template helpers of the dashboard: the connection banner and a few formats."""
+"""Template helpers of the dashboard: the connection banners and a few formats."""
 
 import json
 
@@ -13,14 +13,20 @@ register = template.Library()
 
 @register.inclusion_tag("dashboard/includes/banners.html", takes_context=True)
 def relay_banners(context):
-    """The red banner while Intercom refuses the token, on every dashboard page (one query)."""
+    """On every dashboard page, from the configured connection's status only (one query, shared
+    with the page): red while Intercom refuses the token, amber while it is unreachable."""
     request = context.get("request")
     user = getattr(request, "user", None)
     if user is None or not (user.is_active and user.is_staff):
-        return {"status": None}
-    # A page that has read the status already passes it on.
-    status = context["intercom_status"] if "intercom_status" in context else queries.connection_status(False)[0]
-    return {"status": status if status and status.auth_failed_at else None}
+        return {"refused": None, "unreachable": None}
+    from dashboard.views.common import intercom_status
+
+    status = intercom_status(request)
+    if status is None:
+        return {"refused": None, "unreachable": None}
+    refused = status if status.auth_failed_at else None
+    unreachable = status if status.unreachable_since and not refused else None
+    return {"refused": refused, "unreachable": unreachable}
 
 
 @register.filter

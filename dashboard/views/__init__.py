@@ -2,6 +2,6 @@
 
 
 def urls(site):
-    from dashboard.views import event_names, pages
+    from dashboard.views import attributes, event_names, pages
 
-    return [*pages.urls(site), *event_names.urls(site)]
+    return [*pages.urls(site), *event_names.urls(site), *attributes.urls(site)]

@@ -50,6 +50,36 @@ class Action(Page):
     http_method_names = ["post"]
 
 
+def shown_workspace(request):
+    """The Intercom workspace whose cached ids and data attributes the dashboard shows
+    (forwarding.workspace.shown()), read once per request."""
+    if not hasattr(request, "relay_workspace"):
+        from forwarding import workspace
+
+        request.relay_workspace = workspace.shown()
+    return request.relay_workspace
+
+
+def intercom_status(request):
+    """The configured connection's status row or None (forwarding.connection.current()), read
+    once per request: the overview's box and the banners of every page share it."""
+    if not hasattr(request, "relay_intercom_status"):
+        from forwarding import connection
+
+        request.relay_intercom_status = connection.current()
+    return request.relay_intercom_status
+
+
+def attribute_usage(request):
+    """The shown workspace's custom data attributes against Intercom's limit, counted once per
+    request (the header's badge and the data-attributes page)."""
+    if not hasattr(request, "relay_attribute_usage"):
+        from dashboard import queries
+
+        request.relay_attribute_usage = queries.attribute_usage(shown_workspace(request))
+    return request.relay_attribute_usage
+
+
 def audit(request, obj, message):
     """Write the action to the admin log (Recent actions, and the object's history)."""
     LogEntry.objects.log_actions(request.user.pk, [obj], CHANGE, change_message=message, single_object=True)

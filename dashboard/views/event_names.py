@@ -18,8 +18,9 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from dashboard.views.common import intercom_status
 from forwarding import event_names
-from forwarding.models import EventName, EventNameHour, IntercomStatus, NameStatus
+from forwarding.models import EventName, EventNameHour, NameStatus
 
 OPERATE = "forwarding.operate"
 PER_PAGE = 100
@@ -104,7 +105,7 @@ def page(request, site):
         **site.each_context(request),
         "title": "Event names",
         "usage": gauge(event_names.usage()),
-        "refused": IntercomStatus.objects.filter(cap_refused_at__isnull=False).first(),
+        "refused": refused_for_cap(request),
         "page_obj": page_obj,
         "previous_url": page_obj.has_previous() and query_url(request.GET, page=str(page_obj.previous_page_number())),
         "next_url": page_obj.has_next() and query_url(request.GET, page=str(page_obj.next_page_number())),
@@ -123,6 +124,13 @@ def page(request, site):
         "archive_reminder": INTERCOM_ARCHIVE_REMINDER,
     }
     return TemplateResponse(request, "dashboard/event_names.html", context)
+
+
+def refused_for_cap(request):
+    """The configured connection's status when Intercom refused a new name for its cap, or None
+    (the status the banners read: a refusal noted with another base URL or token is not shown)."""
+    status = intercom_status(request)
+    return status if status is not None and status.cap_refused_at else None
 
 
 def registry(now):

@@ -67,6 +67,11 @@ def _choices(log_filter, sources):
         ("time", options("range", list(RANGE_LABELS.items()))),
         ("HTTP status", options("status", STATUS_CHOICES)),
     ]
+    warnings = [
+        ("All", log_filter.query(warned=None), not log_filter.warned),
+        ("Has warnings", log_filter.query(warned=True), log_filter.warned),
+    ]
+    lists.append(("warnings", warnings))
     if sources:
         lists.append(("source", options("source", list(sources.items()))))
     return lists

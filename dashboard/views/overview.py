@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from dashboard import charts, queries
 from dashboard.filters import LogFilter
-from dashboard.views.common import Page
-from forwarding import event_names
+from dashboard.views.common import Page, intercom_status
+from forwarding import event_names, intercom
 
 # Where each group of states leads in the log (the log filters one state at a time).
 GROUP_STATE = {"delivered": "delivered", "in_progress": "pending", "waiting": "waiting", "held": "held"}
@@ -29,8 +29,10 @@ class Overview(Page):
         day = queries.activity(now, "hour")
         week = queries.activity(now, "day")
         causes_since = now - timedelta(days=7)
-        status, rate_limit = queries.connection_status()
+        status = intercom_status(request)
+        rate_limit = queries.rate_limit_window()
         usage = self.base_context(request).get("event_name_usage") or event_names.usage()
+        dropped = queries.delivered_with_data_dropped(now)
         return self.render(
             request,
             {
@@ -43,8 +45,21 @@ class Overview(Page):
                 "usage": usage,
                 "usage_level": _level(usage),
                 "status": status,
-                "intercom_status": status,
+                "connection": _connection(status),
+                "base_url": intercom.base_url(),
                 "rate_limit": rate_limit,
+                "dropped": [
+                    {
+                        "key": key,
+                        "label": label,
+                        "value": value,
+                        "href": log + LogFilter(state="delivered", warned=True, since=since).query(),
+                    }
+                    for key, label, value, since in [
+                        ("24h", "Last 24 hours", dropped.day, dropped.day_since),
+                        ("7d", "Last 7 days", dropped.week, dropped.week_since),
+                    ]
+                ],
                 "causes": [
                     {
                         **cause,
@@ -57,6 +72,7 @@ class Overview(Page):
                 "failed_url": log + LogFilter(state="failed").query(),
                 "pending_url": log + LogFilter(state="pending").query(),
                 "event_names_url": reverse("admin:event_names"),
+                "attributes_url": reverse("admin:data_attributes"),
             },
         )
 
@@ -84,6 +100,20 @@ def _window(title, activity, log, range_key, hour_labels):
         state_filter = LogFilter(state=GROUP_STATE[key], since=since)
         cards.append({"key": key, "label": name, "value": activity.totals[key], "href": log + state_filter.query()})
     return {"title": title, "range": range_key, "chart": chart, "cards": cards, "groups": groups, "since": since}
+
+
+def _connection(status):
+    """(key, headline) of the configured connection: connected only while the last request
+    succeeded; a row of another base URL or token is no status of this one (None)."""
+    if status is None:
+        return "unknown", "Not contacted yet"
+    if status.auth_failed_at:
+        return "bad", "Token refused"
+    if status.unreachable_since:
+        return "warn", "Unreachable"
+    if status.last_success_at:
+        return "ok", "Connected"
+    return "unknown", "No success yet"
 
 
 def _level(usage):

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from dashboard import bulk, queries
 from dashboard.filters import LogFilter
-from dashboard.views.common import Action, Page, audit
+from dashboard.views.common import Action, Page, audit, shown_workspace
 from forwarding.models import State
 
 
@@ -32,7 +32,9 @@ class UserHistory(Page):
         }
         if person is not None:
             cursor = request.GET.get("earlier") or request.GET.get("later") or ""
-            history = queries.user_history(person, cursor=cursor, newer="later" in request.GET)
+            history = queries.user_history(
+                person, shown_workspace(request), cursor=cursor, newer="later" in request.GET
+            )
             self.title = f"User history: {person.label}"
             in_log = LogFilter(user=person.user_id) if person.user_id else LogFilter(q=person.label)
             context.update(

@@ -8,6 +8,7 @@ from itertools import count
 import pytest
 from django.apps import apps
 from django.contrib.auth.models import Group, User
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -173,3 +174,19 @@ class Calls:
 @pytest.fixture
 def calls(db):
     return Calls(Source.create_with_key("Website")[0])
+
+
+def plan_of(sql):
+    """The database's plan for one captured statement, as text (which indexes it reads)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}")
+            return " ".join(str(row[-1]) for row in cursor.fetchall())
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a few test rows: scanning would be cheaper
+        cursor.execute(f"EXPLAIN {sql}")
+        return " ".join(row[0] for row in cursor.fetchall())
+
+
+def filtering_on_warned(captured):
+    """The captured statements whose WHERE tests Delivery.warned."""
+    return [q["sql"] for q in captured if "WHERE" in q["sql"] and '"warned"' in q["sql"].split("WHERE", 1)[1]]

@@ -1,12 +1,13 @@
-"""The operators' actions: Resend, a user's failed calls, bulk resend and its cancel. Each is a
-POST with CSRF, refused to viewers with 403, and written to the admin log."""
+"""The operators' actions: Resend, a user's failed calls, bulk resend and its cancel, and the data
+attributes' Retry, Set alias and Ignore. Each is a POST with CSRF, refused to viewers with 403, and
+written to the admin log."""
 
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
 from dashboard.models import BulkResend, JobStatus
-from forwarding.models import Delivery, State, Trigger
+from forwarding.models import DataAttribute, Delivery, State, Trigger
 from tests.dashboard.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -20,7 +21,12 @@ def failed(calls):
 def posts(failed):
     """Every action: (url, data)."""
     job = BulkResend.objects.create(description="x", total=1, upto_created_at=failed.received_at, upto_pk=failed.pk)
+    attribute = DataAttribute.objects.create(model="contact", name="tier", usable=False, refusal="limit")
     return [
+        (reverse("admin:data_attribute_retry", args=[attribute.pk]), {}),
+        (reverse("admin:data_attribute_alias", args=[attribute.pk]), {"alias": "tier2"}),
+        (reverse("admin:data_attribute_ignore", args=[attribute.pk]), {}),
+        (reverse("admin:data_attribute_unignore", args=[attribute.pk]), {}),
         (reverse("admin:call_resend", args=[failed.pk]), {}),
         (reverse("admin:user_resend_failed"), {"user_id": "ada"}),
         (reverse("admin:bulk_resend_start"), {"state": "failed"}),
@@ -34,6 +40,7 @@ def test_viewers_are_refused_every_action(viewer, failed):
     for url, data in posts(failed):
         assert client.post(url, data).status_code == 403, url
     assert Delivery.objects.get(pk=failed.pk).state == State.FAILED
+    assert DataAttribute.objects.filter(refusal="limit", alias="", ignored=False).count() == 1
     assert not LogEntry.objects.exists()
 
 
@@ -93,7 +100,9 @@ def test_viewers_see_no_action_buttons(viewer_client, failed):
         reverse("admin:user_history") + "?q=ada",
         reverse("admin:bulk_resend") + "?state=failed",
         reverse("admin:delivery_log"),
+        reverse("admin:data_attributes"),
     ]
+    DataAttribute.objects.create(model="contact", name="tier", usable=False, refusal="limit")
     for url in pages:
         body = viewer_client.get(url).content.decode()
         assert 'method="post"' not in body.replace('id="logout-form" method="post"', ""), url

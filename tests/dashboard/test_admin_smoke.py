@@ -65,6 +65,8 @@ def test_every_relay_page_answers(admin_client, data):
         reverse("admin:bulk_resend") + "?state=failed",
         reverse("admin:bulk_resend_job", args=[job.pk]),
         reverse("admin:event_names"),
+        reverse("admin:data_attributes"),
+        reverse("admin:delivery_log") + "?warned=1",
     ]
     for url in pages:
         assert admin_client.get(url).status_code == 200, url

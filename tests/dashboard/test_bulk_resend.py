@@ -205,3 +205,23 @@ def test_a_job_that_raises_is_marked_failed(calls, monkeypatch):
     job.refresh_from_db()
     assert (job.status, job.error) == (JobStatus.FAILED, "RuntimeError: database went away")
     assert bulk.resume_stalled(timezone.now() + timedelta(hours=1)) == []
+
+
+def test_a_bulk_resend_of_has_warnings_resends_only_those(operator_client, calls, enqueued):
+    warned = [calls(warned=True, warnings=["traits.a: dropped"]) for _ in range(2)]
+    calls()  # delivered as received
+    calls(state="failed")
+    response = operator_client.get(f"{CONFIRM}?warned=1&state=delivered")
+    assert response.context["preview"].total == 2
+    assert response.context["description"] == "state delivered, has warnings"
+    assert '<input type="hidden" name="warned" value="1">' in response.content.decode()
+    operator_client.post(START, {"state": "delivered", "warned": "1", "expected": "2"})
+    job = BulkResend.objects.get()
+    assert (job.filters, job.total, job.description) == (
+        {"state": "delivered", "warned": "1"},
+        2,
+        "state delivered, has warnings",
+    )
+    bulk.run(job.pk)
+    reopened = Delivery.objects.filter(state=State.PENDING, trigger=Trigger.BULK)
+    assert sorted(reopened.values_list("pk", flat=True)) == [c.pk for c in warned]

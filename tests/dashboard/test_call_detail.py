@@ -1,10 +1,14 @@
 """A call's page: the payload, the Intercom requests it maps to now, warnings, attempts with their
 exchanges, and the links out."""
 
+import json
+
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 
-from forwarding.models import CallType, CompanyLink, ContactLink, EventName
+from forwarding import connection, intercom
+from forwarding.models import CallType, CompanyLink, ContactLink, DataAttribute, EventName, IntercomStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -113,7 +117,121 @@ def test_the_page_costs_a_bounded_number_of_queries(viewer_client, calls, django
         calls.attempt(
             call, outcome="retry", status=503, exchanges=[("GET", "/x", 200, "", ""), ("POST", "/events", 503, "", "")]
         )
-    with django_assert_max_num_queries(13):
+    with django_assert_max_num_queries(15):
         response = detail(viewer_client, call)
     assert len(response.context["detail"].attempts) == 20
     assert "10 earlier not shown" in response.content.decode()
+
+
+NOW = "2026-03-01T12:00:00Z"
+
+
+@pytest.fixture
+def shown_workspace(db):
+    """The configured connection writes to ws-1: the preview uses ws-1's ids and attributes."""
+    IntercomStatus.objects.create(
+        name="intercom", config_key=connection.config_key(), base_url=intercom.base_url(), workspace_id="ws-1"
+    )
+    return "ws-1"
+
+
+def attribute(name, model="contact", workspace="ws-1", **fields):
+    return DataAttribute.objects.create(workspace=workspace, model=model, name=name, **fields)
+
+
+def body_of(planned, method, path):
+    return json.loads(next(p.body for p in planned if (p.method, p.path) == (method, path)))
+
+
+def test_an_identify_previews_its_custom_attributes_as_they_are_written_now(viewer_client, calls, shown_workspace):
+    attribute("plan", alias="contact_plan")  # the companies hold "plan"
+    attribute("tier")
+    attribute("noisy", ignored=True, usable=False)
+    attribute("shoe size", usable=False, refusal="invalid_name", reason="Name is not allowed")
+    attribute("tier", workspace="ws-other", alias="somewhere_else")  # another workspace's: not used
+    ContactLink.objects.create(workspace="ws-1", user_id="ada", contact_id="c-1")
+    traits = {"email": "ada@example.com", "plan": "pro", "tier": "gold", "noisy": 3, "shoe size": 38, "fresh": "x"}
+    call = calls(
+        type=CallType.IDENTIFY,
+        payload={"type": "identify", "userId": "ada", "messageId": "m-1", "timestamp": NOW, "traits": traits},
+    )
+    response = detail(viewer_client, call)
+    planned = response.context["detail"].planned
+    assert [(p.method, p.path) for p in planned] == [("PUT", "/contacts/c-1")]
+    assert body_of(planned, "PUT", "/contacts/c-1")["custom_attributes"] == {
+        "contact_plan": "pro",
+        "tier": "gold",
+        "fresh": "x",  # not known yet: created at its first write
+    }
+    written_as = (
+        "custom attribute 'plan' written as 'contact_plan': "
+        "Intercom's attribute names are shared by contacts and companies, and companies have it"
+    )
+    dropped = "custom attribute 'shoe size' dropped: Name is not allowed"
+    warnings = response.context["detail"].mapping_warnings
+    assert written_as in warnings and dropped in warnings
+    assert not [w for w in warnings if "noisy" in w]  # ignored: dropped without a warning
+    body = response.content.decode()
+    warnings_html = body[body.index('id="warnings"') :][:3000]
+    assert escape(written_as) in warnings_html and escape(dropped) in warnings_html
+
+
+def test_a_group_previews_the_companys_attributes(viewer_client, calls, shown_workspace):
+    attribute("tier", model="company", alias="company_tier")
+    attribute("seats", model="company")
+    call = calls(
+        type=CallType.GROUP,
+        group_id="org-9",
+        payload={
+            "type": "group",
+            "userId": "ada",
+            "groupId": "org-9",
+            "messageId": "m-2",
+            "timestamp": NOW,
+            "traits": {"tier": "big", "seats": 5},
+        },
+    )
+    response = detail(viewer_client, call)
+    company = body_of(response.context["detail"].planned, "POST", "/companies")
+    assert company["custom_attributes"] == {"company_tier": "big", "seats": 5}
+    assert any(
+        w.startswith("custom attribute 'tier' written as 'company_tier'")
+        for w in response.context["detail"].mapping_warnings
+    )
+
+
+def test_an_identifys_companies_are_previewed_together(
+    viewer_client, calls, shown_workspace, django_assert_max_num_queries
+):
+    attribute("tier", model="company", alias="company_tier")
+    attribute("legacy", model="company", usable=False, refusal="limit", reason="limit reached")
+    companies = [{"id": f"org-{n}", "name": f"Org {n}", "tier": f"t{n}", "legacy": n, "rank": n} for n in range(12)]
+    call = calls(
+        type=CallType.IDENTIFY,
+        payload={
+            "type": "identify",
+            "userId": "ada",
+            "messageId": "m-3",
+            "timestamp": NOW,
+            "traits": {"companies": companies},
+        },
+    )
+    viewer_client.get(reverse("admin:index"))
+    with django_assert_max_num_queries(16):
+        response = detail(viewer_client, call)
+    bodies = [json.loads(p.body) for p in response.context["detail"].planned if p.path == "/companies"]
+    assert [b["custom_attributes"] for b in bodies] == [{"company_tier": f"t{n}", "rank": n} for n in range(12)]
+    warnings = response.context["detail"].mapping_warnings
+    assert warnings.count("custom attribute 'legacy' dropped: limit reached") == 1
+
+
+def test_only_the_shown_workspaces_ids_are_used(viewer_client, calls, shown_workspace):
+    ContactLink.objects.create(workspace="ws-old", user_id="ada", contact_id="c-old")
+    CompanyLink.objects.create(workspace="ws-old", group_id="org-9", company_id="ic-old")
+    planned = detail(viewer_client, calls(type=CallType.GROUP, group_id="org-9")).context["detail"].planned
+    assert [(p.method, p.path) for p in planned] == [
+        ("GET", "/contacts/find_by_external_id/ada"),
+        ("POST", "/companies"),
+        ("POST", "/contacts/{contact_id}/companies"),
+    ]
+    assert '"id": "{company_id}"' in planned[-1].body

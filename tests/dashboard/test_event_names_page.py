@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.views.event_names import gauge
+from forwarding import connection
 from forwarding.event_names import Usage
 from forwarding.models import Call, CallType, Delivery, EventName, EventNameHour, IntercomStatus, NameStatus, State
 
@@ -106,7 +107,14 @@ def test_it_warns_when_intercom_refused_a_name_the_relay_had_room_for(viewer_cli
     response = viewer_client.get(PAGE)
     assert "cap-refused" not in response.content.decode()
 
-    IntercomStatus.objects.create(name="intercom", cap_refused_at=timezone.now(), cap_refused_usage=87)
+    # Noted with another base URL or token: not this connection's.
+    status = IntercomStatus.objects.create(
+        name="intercom", config_key="another-token", cap_refused_at=timezone.now(), cap_refused_usage=87
+    )
+    assert "cap-refused" not in viewer_client.get(PAGE).content.decode()
+
+    status.config_key = connection.config_key()
+    status.save()
     html = " ".join(viewer_client.get(PAGE).content.decode().split())
     assert "Intercom refused a new name while the relay counted 87" in html
     assert "Intercom counts names the relay did not send" in html

@@ -83,3 +83,18 @@ def test_a_cursor_keeps_the_microsecond_and_the_id():
     assert decode_cursor(encode_cursor(moment, 42)) == (moment, 42)
     for bad in ("", "abc", "12", "1.x", ".5", "9" * 40 + ".1"):
         assert decode_cursor(bad) is None
+
+
+def test_has_warnings_is_read_kept_and_described():
+    assert parse("warned=1")[0] == LogFilter(warned=True)
+    for yes in ("1", "true", "on", "yes", "TRUE"):
+        assert parse(f"warned={yes}") == (LogFilter(warned=True), [])
+    for no in ("0", "false", "off", ""):
+        assert parse(f"warned={no}") == (LogFilter(), [])
+    assert parse("warned=maybe") == (LogFilter(), ["warned: 'maybe' is not 1 or 0"])
+    log_filter = LogFilter(state="delivered", warned=True)
+    assert log_filter.query() == "?state=delivered&warned=1"
+    assert log_filter.query(warned=None) == "?state=delivered"
+    assert LogFilter.from_dict(log_filter.to_dict()) == log_filter
+    assert log_filter.describe() == "state delivered, has warnings"
+    assert LogFilter(warned=True).is_active and not LogFilter(warned=False).is_active

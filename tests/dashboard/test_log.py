@@ -8,15 +8,17 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from dashboard.queries import PAGE_SIZE, encode_cursor
 from forwarding.models import CallType, Source
+from tests.dashboard.conftest import filtering_on_warned, plan_of
 
 pytestmark = pytest.mark.django_db
 
 LOG = reverse("admin:delivery_log")
 # Session, user, permissions, the header's usage count, the banner, sources, the page itself.
-LOG_QUERIES = 10
+LOG_QUERIES = 12
 
 
 def shown(response):
@@ -191,3 +193,85 @@ def test_an_event_names_pages_merge_its_states_in_order(admin_client, calls):
     middle = made[PAGE_SIZE + 9]
     back = admin_client.get(f"{LOG}?event=busy+name&before={encode_cursor(middle.received_at, middle.pk)}")
     assert shown(back) == [c.pk for c in reversed(made[PAGE_SIZE + 10 :])]
+
+
+@pytest.fixture
+def warned(calls):
+    """Calls whose last attempt dropped, cut or renamed something, among others; oldest first."""
+    now = timezone.now()
+    return {
+        "clean": calls(received_at=now - timedelta(minutes=50)),
+        "old": calls(warned=True, warnings=["traits.a: dropped"], received_at=now - timedelta(days=3)),
+        "delivered": calls(warned=True, warnings=["traits.b: cut"], received_at=now - timedelta(minutes=40)),
+        "failed": calls(
+            state="failed", warned=True, warnings=["traits.c: dropped"], received_at=now - timedelta(minutes=30)
+        ),
+        "other": calls(event="Other", warned=True, received_at=now - timedelta(minutes=20)),
+        "clean2": calls(received_at=now - timedelta(minutes=10)),
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "names"),
+    [
+        ("warned=1", ["other", "failed", "delivered", "old"]),
+        ("warned=1&state=delivered", ["other", "delivered", "old"]),
+        ("warned=1&state=delivered&range=24h", ["other", "delivered"]),
+        ("warned=1&event=signed+up", ["failed", "delivered", "old"]),
+        ("warned=1&user=ada&state=failed", ["failed"]),
+        ("warned=1&q=ada", ["other", "failed", "delivered", "old"]),
+        ("warned=0", ["clean2", "other", "failed", "delivered", "clean", "old"]),
+    ],
+)
+def test_the_has_warnings_filter(admin_client, warned, query, names):
+    response = admin_client.get(f"{LOG}?{query}")
+    assert response.status_code == 200 and response.context["problems"] == []
+    assert shown(response) == [warned[name].pk for name in names]
+
+
+def test_the_has_warnings_filter_is_in_the_sidebar_and_kept_by_pages_and_forms(admin_client, warned):
+    response = admin_client.get(f"{LOG}?state=delivered")
+    [items] = [items for title, items in response.context["choices"] if title == "warnings"]
+    assert [(label, selected) for label, _, selected in items] == [("All", True), ("Has warnings", False)]
+    link = items[1][1]
+    assert link == "?state=delivered&warned=1"
+    body = response.content.decode()
+    assert "By warnings" in body and f'href="{escape(link)}"' in body
+    filtered = admin_client.get(LOG + link)
+    assert filtered.context["description"] == "state delivered, has warnings"
+    page = filtered.content.decode()
+    assert '<input type="hidden" name="warned" value="1">' in page  # the search and typed forms keep it
+    assert 'class="warned-tag"' in page
+    [items] = [items for title, items in filtered.context["choices"] if title == "warnings"]
+    assert items[0][1] == "?state=delivered" and items[1][2] is True
+
+
+def test_a_bad_has_warnings_value_is_named(admin_client, warned):
+    response = admin_client.get(f"{LOG}?warned=maybe")
+    assert response.context["problems"] == ["warned: 'maybe' is not 1 or 0"]
+    assert len(shown(response)) == len(warned)
+
+
+@pytest.mark.parametrize("query", ["warned=1", "warned=1&state=delivered&range=24h", "warned=1&after=1"])
+def test_the_has_warnings_filter_reads_its_partial_index_newest_first(admin_client, calls, query):
+    for n in range(60):
+        calls(warned=n % 4 == 0, state="failed" if n % 5 == 0 else "delivered")
+    admin_client.get(LOG)
+    page = admin_client.get(f"{LOG}?warned=1")
+    cursor = page.context["page"].older or encode_cursor(timezone.now(), 1)
+    with CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(f"{LOG}?{query.replace('after=1', f'after={cursor}')}")
+    assert response.status_code == 200
+    [sql] = filtering_on_warned(captured)
+    assert sql.count("ORDER BY") == 1 and '"created_at" DESC' in sql.split("ORDER BY")[1]
+    assert "delivery_warned" in plan_of(sql), plan_of(sql)
+
+
+def test_a_warned_page_costs_a_bounded_number_of_queries(admin_client, calls, django_assert_max_num_queries):
+    for n in range(120):
+        calls(warned=n % 2 == 0)
+    admin_client.get(LOG)
+    with django_assert_max_num_queries(LOG_QUERIES), CaptureQueriesContext(connection) as captured:
+        response = admin_client.get(f"{LOG}?warned=1&state=delivered")
+    assert len(response.context["page"].rows) == PAGE_SIZE
+    assert not [q["sql"] for q in captured if "COUNT(" in q["sql"].upper() and "forwarding_call" in q["sql"]]

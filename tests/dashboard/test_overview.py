@@ -5,15 +5,21 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection as db
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
+from forwarding import connection, intercom
 from forwarding.models import EventName, IntercomStatus, RateLimitWindow
+from tests.dashboard.conftest import filtering_on_warned, plan_of
 
 pytestmark = pytest.mark.django_db
 
 INDEX = reverse("admin:index")
 LOG = reverse("admin:delivery_log")
+ATTRIBUTES = reverse("admin:data_attributes")
 
 
 def window(response, key):
@@ -93,27 +99,137 @@ def test_it_shows_the_cap_gauge(admin_client, settings):
     assert 'aria-valuenow="3"' in body and "75% of Intercom" in body
 
 
-def test_it_shows_the_last_success_and_the_rate_limit(admin_client):
-    IntercomStatus.objects.create(name="intercom", last_success_at=timezone.now() - timedelta(minutes=2))
+def status(**fields):
+    """The status row of the configured connection (base URL and token)."""
+    fields.setdefault("config_key", connection.config_key())
+    fields.setdefault("base_url", intercom.base_url())
+    return IntercomStatus.objects.create(name="intercom", **fields)
+
+
+def box(client):
+    """The overview's Intercom box, as text, and its status key."""
+    response = client.get(INDEX)
+    body = response.content.decode()
+    section = body[body.index('id="intercom-status"') :]
+    section = section[: section.index("</section>")]
+    return response.context["connection"][0], re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", section))
+
+
+def test_it_shows_the_last_success_the_workspace_and_the_rate_limit(admin_client, settings):
+    status(last_success_at=timezone.now() - timedelta(minutes=2), workspace_id="abc123", workspace_name="Acme Support")
     RateLimitWindow.objects.create(name="intercom", limit=166, remaining=120)
+    key, text = box(admin_client)
+    assert key == "ok"
+    assert "Connected." in text and "120 of 166" in text
+    assert "Acme Support abc123" in text and intercom.base_url() in text
     body = admin_client.get(INDEX).content.decode()
-    assert "Connected." in body and "120 of 166" in body
-    assert "auth-banner" not in body
+    assert "auth-banner" not in body and "unreachable-banner" not in body
+    assert settings.INTERCOM_ACCESS_TOKEN not in body
+
+
+def test_without_a_status_row_intercom_has_not_been_contacted_yet(admin_client):
+    key, text = box(admin_client)
+    assert key == "unknown"
+    assert "Not contacted yet" in text and "Connected" not in text
+    assert intercom.base_url() in text and "not known yet" in text
+
+
+def test_a_status_of_another_configuration_is_not_shown(admin_client):
+    # Another base URL or token: its success, refusal and workspace say nothing of this one.
+    status(
+        config_key="another-configuration",
+        base_url="https://api.eu.intercom.io",
+        workspace_id="old-ws",
+        last_success_at=timezone.now(),
+        auth_failed_at=timezone.now(),
+        unreachable_since=timezone.now(),
+    )
+    key, text = box(admin_client)
+    assert key == "unknown"
+    assert "Not contacted yet" in text and "Connected" not in text and "old-ws" not in text
+    assert "api.eu.intercom.io" not in text
+    body = admin_client.get(LOG).content.decode()
+    assert "auth-banner" not in body and "unreachable-banner" not in body
+
+
+def test_unreachable_intercom_is_amber_in_the_box_and_on_every_page(admin_client):
+    since = timezone.now() - timedelta(minutes=20)
+    status(
+        last_success_at=since - timedelta(minutes=1),
+        unreachable_since=since,
+        last_failure_at=timezone.now(),
+        failure_error="connection refused",
+        failures=7,
+    )
+    key, text = box(admin_client)
+    assert key == "warn"
+    assert f"Unreachable since {since:%Y-%m-%d %H:%M} UTC (connection refused)" in text
+    assert "Connected" not in text and "7 in a row" in text
+    for url in [INDEX, LOG, reverse("admin:user_history"), reverse("admin:event_names"), ATTRIBUTES]:
+        body = admin_client.get(url).content.decode()
+        assert 'id="unreachable-banner"' in body, url
+        banner = re.sub(r"\s+", " ", body[body.index('id="unreachable-banner"') :][:600])
+        assert f"Intercom unreachable since {since:%Y-%m-%d %H:%M} UTC</strong> (connection refused)" in banner
+        assert 'id="auth-banner"' not in body
 
 
 def test_a_refused_token_raises_a_red_banner_on_every_page(admin_client):
-    IntercomStatus.objects.create(name="intercom", auth_failed_at=timezone.now(), auth_error="401 Unauthorized")
-    for url in [INDEX, LOG, reverse("admin:user_history"), reverse("admin:event_names")]:
+    # Refused wins over unreachable: the amber banner is not shown beside the red one.
+    status(auth_failed_at=timezone.now(), auth_error="401 Unauthorized", unreachable_since=timezone.now())
+    for url in [INDEX, LOG, reverse("admin:user_history"), reverse("admin:event_names"), ATTRIBUTES]:
         body = admin_client.get(url).content.decode()
         assert 'id="auth-banner"' in body, url
         assert "Intercom refuses the access token" in body and "401 Unauthorized" in body
-    assert "Token refused" in admin_client.get(INDEX).content.decode()
+        assert 'id="unreachable-banner"' not in body
+    key, text = box(admin_client)
+    assert key == "bad" and "Token refused" in text and "Connected" not in text
+
+
+def test_a_status_row_without_a_success_yet_is_not_connected(admin_client):
+    status(workspace_id="ws-1", last_failure_at=timezone.now(), failure_error="503 busy", failures=1)
+    key, text = box(admin_client)
+    assert key == "unknown"
+    assert "No success yet" in text and "Connected" not in text and "503 busy" in text
 
 
 def test_it_warns_when_intercom_refused_a_name_for_its_cap(admin_client):
-    IntercomStatus.objects.create(name="intercom", cap_refused_at=timezone.now(), cap_refused_usage=97)
+    status(cap_refused_at=timezone.now(), cap_refused_usage=97)
     body = admin_client.get(INDEX).content.decode()
     assert 'id="cap-refused"' in body and "counted 97 names" in body
+
+
+def test_it_counts_calls_delivered_with_data_dropped_and_links_to_them(admin_client, calls):
+    now = timezone.now()
+    recent = [calls(warned=True, received_at=now - timedelta(hours=n + 1)) for n in range(2)]
+    older = calls(warned=True, received_at=now - timedelta(days=3))
+    calls(warned=True, received_at=now - timedelta(days=9))  # outside both windows
+    calls(warned=True, state="failed", received_at=now - timedelta(hours=2))  # not delivered
+    calls(received_at=now - timedelta(hours=3))  # delivered without warnings
+    response = admin_client.get(INDEX)
+    dropped = {entry["key"]: entry for entry in response.context["dropped"]}
+    assert (dropped["24h"]["value"], dropped["7d"]["value"]) == (2, 3)
+    body = response.content.decode()
+    assert re.search(r'id="dropped-24h" data-count="2">\s*<span class="card-value">2</span>', body)
+    assert "Delivered with data dropped" in body
+    for key, expected in [("24h", recent), ("7d", [*recent, older])]:
+        href = dropped[key]["href"]
+        assert href.startswith(f"{LOG}?state=delivered&since=") and href.endswith("&warned=1")
+        assert f'href="{escape(href)}"' in body
+        page = admin_client.get(href)
+        assert page.context["description"].startswith("state delivered, has warnings, since ")
+        assert [row.call.pk for row in page.context["page"].rows] == [c.pk for c in expected]
+
+
+def test_the_dropped_data_counts_are_one_query_on_the_partial_index(admin_client, calls):
+    for n in range(60):
+        calls(warned=n % 3 == 0, state="failed" if n % 4 == 0 else "delivered")
+    admin_client.get(INDEX)
+    with CaptureQueriesContext(db) as captured:
+        response = admin_client.get(INDEX)
+    assert [entry["value"] for entry in response.context["dropped"]] == [15, 15]
+    [sql] = filtering_on_warned(captured)
+    assert "COUNT(" in sql.upper()
+    assert "delivery_warned" in plan_of(sql), plan_of(sql)
 
 
 def test_top_failure_reasons_are_grouped_by_cause_and_link_to_the_log(admin_client, calls):
@@ -134,7 +250,7 @@ def test_the_overview_costs_a_bounded_number_of_queries(viewer_client, calls, dj
     for n in range(50):
         calls(state=["delivered", "failed", "pending"][n % 3], error_cause="http_400" if n % 3 == 1 else "")
     viewer_client.get(INDEX)
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(18):
         assert viewer_client.get(INDEX).status_code == 200
 
 

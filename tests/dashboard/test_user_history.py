@@ -5,7 +5,8 @@ import pytest
 from django.urls import reverse
 
 from dashboard.queries import HISTORY_SIZE
-from forwarding.models import CallType, CompanyLink, ContactLink
+from forwarding import connection, intercom
+from forwarding.models import CallType, CompanyLink, ContactLink, IntercomStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -103,6 +104,30 @@ def test_operators_see_resend_failed_and_viewers_do_not(viewer_client, operator_
 def test_the_page_costs_a_bounded_number_of_queries(viewer_client, ada, calls, django_assert_max_num_queries):
     for n in range(150):
         calls(user_id="ada", state="failed" if n % 5 == 0 else "delivered")
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(18):
         response = viewer_client.get(f"{HISTORY}?q=ada@example.com")
     assert len(response.context["history"].rows) == HISTORY_SIZE
+
+
+def test_only_the_shown_workspaces_contact_and_companies_are_shown(viewer_client, ada):
+    # The token now writes to ws-new: ids cached for ws-old mean nothing there.
+    IntercomStatus.objects.create(
+        name="intercom", config_key=connection.config_key(), base_url=intercom.base_url(), workspace_id="ws-new"
+    )
+    ContactLink.objects.create(workspace="ws-old", user_id="ada", contact_id="c-old")
+    CompanyLink.objects.create(workspace="ws-old", group_id="org-1", company_id="ic-old-1")
+    CompanyLink.objects.create(workspace="ws-new", group_id="org-2", company_id="ic-new-2")
+    response = viewer_client.get(f"{HISTORY}?q=ada")
+    history = response.context["history"]
+    assert history.contact_id == ""
+    assert history.companies == [("org-1", ""), ("org-2", "ic-new-2")]
+    body = response.content.decode()
+    assert "c-old" not in body and "ic-old-1" not in body and "not known yet" in body
+    ContactLink.objects.create(workspace="ws-new", user_id="ada", contact_id="c-new")
+    assert viewer_client.get(f"{HISTORY}?q=ada").context["history"].contact_id == "c-new"
+
+
+def test_a_workspace_learned_with_another_token_is_not_shown(viewer_client, ada):
+    IntercomStatus.objects.create(name="intercom", config_key="another-token", workspace_id="ws-old")
+    ContactLink.objects.create(workspace="ws-old", user_id="ada", contact_id="c-old")
+    assert viewer_client.get(f"{HISTORY}?q=ada").context["history"].contact_id == ""

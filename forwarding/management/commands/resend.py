@@ -29,6 +29,12 @@ class Command(BaseCommand):
         parser.add_argument("--range", choices=list(RANGES), help="received within the last 1h, 24h, 7d or 30d")
         parser.add_argument("--since", help="received at or after (ISO 8601, UTC unless an offset is given)")
         parser.add_argument("--until", help="received before")
+        parser.add_argument(
+            "--warned",
+            action="store_const",
+            const="1",
+            help="only deliveries whose last attempt dropped, cut or renamed data",
+        )
         parser.add_argument("--search", dest="q", help="exact userId, anonymousId, messageId or email")
         parser.add_argument("--all", action="store_true", help="no filter: every delivery")
         parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
