@@ -208,7 +208,8 @@ def queries_per_delivery(backend, sandbox):
     counted calls are each user's second."""
     from django.conf import settings
 
-    from forwarding import intercom, services
+    from forwarding import intercom
+    from forwarding.delivery import loop
     from forwarding.models import Delivery
 
     settings.INTERCOM_API_BASE = sandbox
@@ -218,8 +219,8 @@ def queries_per_delivery(backend, sandbox):
     support.seed_contacts(sandbox, users)
     store_tracks(users, 2 * TASK_SIZE)
     pks = list(Delivery.objects.filter(user_id__in=users).order_by("created_at", "pk").values_list("pk", flat=True))
-    services.deliver_many(pks[:TASK_SIZE])
-    counts = support.count_queries(lambda: services.deliver_many(pks[TASK_SIZE:]), backend.redis_url)
+    loop.deliver_many(pks[:TASK_SIZE])
+    counts = support.count_queries(lambda: loop.deliver_many(pks[TASK_SIZE:]), backend.redis_url)
     return {
         "queries": round(counts.pop("queries") / TASK_SIZE, 2),
         "writes": round(counts.pop("writes") / TASK_SIZE, 2),

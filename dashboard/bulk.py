@@ -1,5 +1,5 @@
 """Bulk resend: count what a log filter matches, then make it due again in slices, oldest first,
-through forwarding.services.reopen. A slice is one short task; the job row keeps the position, so a
+through forwarding.queue.reopen. A slice is one short task; the job row keeps the position, so a
 lost task or a restart only delays it (the resume schedule picks it up again)."""
 
 import time
@@ -13,7 +13,7 @@ from django.utils import timezone
 from dashboard import queries
 from dashboard.filters import LogFilter
 from dashboard.models import BulkResend, JobStatus
-from forwarding import services
+from forwarding.delivery import queue
 from forwarding.models import State, Trigger
 
 CHUNK = 500
@@ -91,7 +91,7 @@ def run(job_pk, budget=None, progress=None):
             )
             return False
         resendable = [pk for pk, _, state, has_payload in chunk if has_payload and state != State.DELIVERING]
-        reopened = services.reopen(resendable, Trigger.BULK)
+        reopened = queue.reopen(resendable, Trigger.BULK)
         last_pk, last_at = chunk[-1][0], chunk[-1][1]
         moved = BulkResend.objects.filter(pk=job_pk, status=JobStatus.RUNNING).update(
             processed=F("processed") + len(chunk),

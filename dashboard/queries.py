@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import BooleanField, Count, ExpressionWrapper, F, Max, Q, Sum, Value
 from django.db.models.functions import Concat
 
-from forwarding import attributes
+from forwarding.delivery import attributes
 from forwarding.event_names import key_of
 from forwarding.mapping import CONTACT_PLACEHOLDER, map_call, planned_requests
 from forwarding.models import (
@@ -144,7 +144,7 @@ def top_failure_causes(since, limit=TOP_CAUSES):
 
 def rate_limit_window():
     """What Intercom's rate-limit headers last said (RateLimitWindow), or None; never created here.
-    (The connection's status is forwarding.connection.current(), read once per request by the
+    (The connection's status is forwarding.delivery.connection.current(), read once per request by the
     views: dashboard.views.common.intercom_status.)"""
     return RateLimitWindow.objects.filter(name="intercom").first()
 

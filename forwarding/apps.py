@@ -15,6 +15,6 @@ class ForwardingConfig(AppConfig):
 
         from django_q.signals import post_spawn
 
-        from forwarding.services import worker_started
+        from forwarding.delivery.sweeper import worker_started
 
         post_spawn.connect(worker_started, dispatch_uid="relay-worker-started")

@@ -1,4 +1,4 @@
-"""The event-name rules (DESIGN.md §7): the registry kept as calls arrive and deliveries end,
+"""The event-name rules (docs/architecture.md, "Event names"): the registry kept as calls arrive and deliveries end,
 usage against INTERCOM_EVENT_NAME_LIMIT, hold at the cap, archive, rename and release."""
 
 from dataclasses import dataclass
@@ -10,6 +10,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from forwarding import counting
+from forwarding.delivery import queue
 from forwarding.models import CallType, Delivery, EventName, EventNameHour, IntercomStatus, NameStatus, State, Trigger
 
 ARCHIVE_CANDIDATE_AFTER = timedelta(days=30)
@@ -174,21 +175,28 @@ def refused_by_intercom(event_key, forwarded_name):
     )
 
 
-def count_outcome(event_key, old_state, new_state):
-    """Keep the per-name delivered, held and suppressed counts as deliveries end."""
-    if not event_key or old_state == new_state:
-        return
-    changes = {}
+def count_deltas(old_state, new_state):
+    """{counter: change} that a delivery moving from `old_state` to `new_state` makes to its
+    name's delivered, held and suppressed counts."""
+    if old_state == new_state:
+        return {}
+    deltas = {}
     if new_state == State.DELIVERED:
-        changes["delivered_count"] = F("delivered_count") + 1
+        deltas["delivered_count"] = 1
     if new_state == State.SUPPRESSED:
-        changes["suppressed_count"] = F("suppressed_count") + 1
+        deltas["suppressed_count"] = 1
     if new_state == State.HELD:
-        changes["held_count"] = F("held_count") + 1
+        deltas["held_count"] = 1
     if old_state == State.HELD:
-        changes["held_count"] = F("held_count") - 1
-    if changes:
-        EventName.objects.filter(key=event_key).update(**changes)
+        deltas["held_count"] = -1
+    return deltas
+
+
+def count_outcome(event_key, old_state, new_state):
+    """Keep the per-name counts as a delivery ends (see `count_deltas`)."""
+    deltas = count_deltas(old_state, new_state)
+    if event_key and deltas:
+        EventName.objects.filter(key=event_key).update(**{name: F(name) + n for name, n in deltas.items()})
 
 
 # -- operators' actions ------------------------------------------------------------------------
@@ -247,11 +255,10 @@ def release_held():
 
 def reopen(event_key, states, trigger):
     """Move a name's deliveries in `states` back to pending, in order received, and enqueue them."""
-    from forwarding import services
 
     deliveries = Delivery.objects.filter(event_key=event_key, state__in=states).order_by("created_at", "pk")
     pks = list(deliveries.values_list("pk", flat=True))
-    return services.reopen(pks, trigger)
+    return queue.reopen(pks, trigger)
 
 
 def archive_candidates(now=None):

@@ -4,7 +4,7 @@ database answers; a load balancer keeps checking that one)."""
 from django.db import DatabaseError
 from django.http import JsonResponse
 
-from forwarding import watchdog
+from forwarding.delivery import watchdog
 
 
 def worker_health(request):

@@ -4,6 +4,7 @@ raises for an HTTP status: every call returns a `Response` value."""
 import json
 import os
 import time
+from copy import copy as _copy
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -90,6 +91,8 @@ class Client:
     """Keep-alive connections to one Intercom workspace, through urllib3 itself: requests' own
     layer (sessions, hooks, cookies, adapters) cost more CPU per request than urllib3's pool."""
 
+    recorder = None  # see `recorded`
+
     def __init__(self, base, token, version, timeout):
         self.base = base
         self.timeout = urllib3.Timeout(connect=timeout[0], read=timeout[1])
@@ -108,7 +111,22 @@ class Client:
         options = {"num_pools": 2, "maxsize": 1, "cert_reqs": "CERT_REQUIRED", "ca_certs": ca_certs}
         self.pool = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
 
+    def recorded(self, recorder):
+        """This client (its connections shared), telling `recorder` before and after each
+        request: `recorder.before_request()`, `recorder.after_request(response)`."""
+        copy = _copy(self)
+        copy.recorder = recorder
+        return copy
+
     def request(self, method, path, body=None, params=None):
+        if self.recorder is None:
+            return self._request(method, path, body, params)
+        self.recorder.before_request()
+        response = self._request(method, path, body, params)
+        self.recorder.after_request(response)
+        return response
+
+    def _request(self, method, path, body, params):
         started = time.monotonic()
         url = self.base + path + (f"?{urlencode(params)}" if params else "")
         data = None if body is None else json.dumps(body, allow_nan=False).encode()

@@ -1,4 +1,4 @@
-"""Turn a stored Segment call into the bodies of the Intercom requests it maps to (DESIGN.md §5).
+"""Turn a stored Segment call into the bodies of the Intercom requests it maps to (docs/architecture.md, "Mapping").
 
 Pure functions: no ORM, no settings, no HTTP. The engine passes what it knows (the forwarded event
 name, the attributed userId, the page event name) as keyword arguments.

@@ -1,23 +1,23 @@
 """django-q2 task entry points: they take primary keys and record failures as outcomes."""
 
-from forwarding import services, watchdog
+from forwarding.delivery import loop, sweeper, watchdog
 
 
 def deliver_many(delivery_ids):
-    services.deliver_many(delivery_ids)
+    loop.deliver_many(delivery_ids)
     watchdog.beat()
 
 
 def deliver(delivery_id):
     # Tasks queued by an earlier version, one per delivery.
-    services.deliver(delivery_id)
+    loop.deliver(delivery_id)
 
 
 def sweep():
     from django.conf import settings
 
     # Started about once a minute by its schedule; sweeps every RELAY_SWEEP_INTERVAL meanwhile.
-    return services.sweep_for(50, settings.RELAY_SWEEP_INTERVAL)
+    return sweeper.sweep_for(50, settings.RELAY_SWEEP_INTERVAL)
 
 
 def prune():

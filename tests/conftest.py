@@ -6,6 +6,7 @@ import threading
 import pytest
 
 from forwarding import intercom
+from forwarding.delivery import sweeper
 from forwarding.models import Source
 from forwarding.sandbox.testing import running_sandbox
 from tests import processes
@@ -122,7 +123,7 @@ def cluster(cluster_process):
 
 
 class Sweeper(threading.Thread):
-    """services.sweep() every second in a thread of the test process."""
+    """sweeper.sweep() every second in a thread of the test process."""
 
     def __init__(self, interval=1.0):
         super().__init__(daemon=True)
@@ -132,11 +133,10 @@ class Sweeper(threading.Thread):
     def run(self):
         from django.db import connection
 
-        from forwarding import services
 
         try:
             while not self.stopped.wait(self.interval):
-                services.sweep()
+                sweeper.sweep()
         finally:
             connection.close()
 

@@ -1,4 +1,4 @@
-"""The two roles of the dashboard (DESIGN.md §8): Viewers see everything, Operators also resend,
+"""The two roles of the dashboard (docs/architecture.md, "Dashboard"): Viewers see everything, Operators also resend,
 archive, rename and release (the `forwarding.operate` permission). Users must be staff as well."""
 
 from django.db import migrations

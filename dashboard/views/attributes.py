@@ -1,6 +1,6 @@
-"""The data-attributes page (DESIGN.md §10): the custom data attributes the relay writes to the
+"""The data-attributes page (docs/fidelity.md): the custom data attributes the relay writes to the
 shown workspace, contacts' and companies', with the usage of Intercom's limit, the names Intercom
-refused and why, and the operators' actions. The rules are forwarding.attributes' verbs; this
+refused and why, and the operators' actions. The rules are forwarding.delivery.attributes' verbs; this
 module only reads and asks."""
 
 import re
@@ -12,7 +12,7 @@ from django.urls import path, reverse
 
 from dashboard import queries
 from dashboard.views.common import Action, Page, attribute_usage, audit, shown_workspace
-from forwarding import attributes
+from forwarding.delivery import attributes
 from forwarding.models import DataAttribute
 
 ALIAS_MAX = 190

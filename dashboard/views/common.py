@@ -52,19 +52,19 @@ class Action(Page):
 
 def shown_workspace(request):
     """The Intercom workspace whose cached ids and data attributes the dashboard shows
-    (forwarding.workspace.shown()), read once per request."""
+    (forwarding.delivery.workspace.shown()), read once per request."""
     if not hasattr(request, "relay_workspace"):
-        from forwarding import workspace
+        from forwarding.delivery import workspace
 
         request.relay_workspace = workspace.shown()
     return request.relay_workspace
 
 
 def intercom_status(request):
-    """The configured connection's status row or None (forwarding.connection.current()), read
+    """The configured connection's status row or None (forwarding.delivery.connection.current()), read
     once per request: the overview's box and the banners of every page share it."""
     if not hasattr(request, "relay_intercom_status"):
-        from forwarding import connection
+        from forwarding.delivery import connection
 
         request.relay_intercom_status = connection.current()
     return request.relay_intercom_status

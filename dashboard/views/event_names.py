@@ -1,5 +1,5 @@
-"""The event-names page (DESIGN.md §7 and §8): usage against the cap, the registry, and the
-operators' actions. The rules are forwarding.event_names' verbs; this module only reads and asks."""
+"""The event-names page (docs/architecture.md, "Event names"): usage against the cap, the
+registry, and the operators' actions. The rules are forwarding.event_names' verbs; this module only reads and asks."""
 
 from datetime import timedelta
 from functools import wraps

@@ -36,7 +36,7 @@ class CompanyLink(models.Model):
 
 class DataAttribute(models.Model):
     """A custom data attribute the relay writes (or cannot) in one workspace: a trait `name` of
-    contacts or companies, written under `alias` when set (DESIGN.md §10)."""
+    contacts or companies, written under `alias` when set (docs/fidelity.md)."""
 
     class Model(models.TextChoices):
         CONTACT = "contact"

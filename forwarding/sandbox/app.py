@@ -14,9 +14,9 @@ import time
 import traceback
 import uuid
 from collections import Counter, deque
-from dataclasses import dataclass, field
 
 from forwarding.sandbox import control
+from forwarding.sandbox.answers import Answer
 from forwarding.sandbox.config import CONVERTERS, DEFAULT_TOKEN, SandboxConfig
 from forwarding.sandbox.errors import ApiError
 from forwarding.sandbox.faults import DROP, Faults
@@ -40,22 +40,6 @@ FAULT_ERRORS = {
     503: ("service_unavailable", "Service Unavailable"),
     504: ("server_error", "Gateway Timeout"),
 }
-
-
-@dataclass
-class Answer:
-    """An HTTP answer; `drop` means close the connection without one."""
-
-    status: int
-    body: bytes = b""
-    headers: dict = field(default_factory=dict)
-    drop: bool = False
-
-    @classmethod
-    def json(cls, status, payload, headers=None):
-        body = b"" if payload is None else json.dumps(payload).encode()
-        content = {"Content-Type": "application/json; charset=utf-8"} if payload is not None else {}
-        return cls(status, body, {**content, **(headers or {})})
 
 
 def error_answer(status, errors, request_id, headers=None):

@@ -29,6 +29,8 @@ does not exist).
 import json
 from urllib.parse import parse_qs
 
+from forwarding.sandbox.answers import Answer
+
 
 class NotFound(Exception):
     """The request names an attribute or contact the workspace does not have: 404."""
@@ -36,7 +38,6 @@ class NotFound(Exception):
 
 def handle(sandbox, method, path, query_string, body):
     """Answer one control request."""
-    from forwarding.sandbox.app import Answer  # app imports this module
 
     query = {name: values[-1] for name, values in parse_qs(query_string).items()}
     action = path.removeprefix("/_sandbox").strip("/")

@@ -16,8 +16,8 @@ Not checked: `format` (an annotation here: the description puts `date-time` on U
 integers and `uuid` on 24-hex ids), `readOnly`, and `security` (the sandbox's own bearer check
 answers 401 before anything else).
 
-Relaxed, exactly two schemas, as DESIGN.md §9 requires. The description types both as maps of
-strings, which contradicts Intercom's documentation in the same file:
+Relaxed, exactly two schemas (docs/architecture.md, "Intercom's description"). The description
+types both as maps of strings, which contradicts Intercom's documentation in the same file:
 - `create_data_event_request.metadata` values may also be numbers, booleans, monetary amounts
   `{"amount": <integer >= 0, cents>, "currency": <string>}` and rich links
   `{"url": <string>, "value": <string>}` (the metadata types table of `POST /events`);
@@ -53,7 +53,8 @@ MAX_MESSAGES = 10
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 COMPONENT_PREFIX = "#/components/schemas/"
 
-# The two relaxations of DESIGN.md §9, written as OpenAPI 3.0 schemas and converted like the rest.
+# The two relaxations (docs/architecture.md, "Intercom's description"), written as OpenAPI 3.0
+# schemas and converted like the rest.
 SCALAR_VALUES = [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
 EVENT_METADATA_VALUE = {
     "anyOf": [
@@ -106,7 +107,7 @@ def load_description(path=SPEC_PATH):
 
 
 def relax(document):
-    """Apply the two DESIGN.md §9 relaxations to the document's component schemas (in place)."""
+    """Apply the two relaxations to the document's component schemas (in place)."""
     schemas = document["components"]["schemas"]
     for (component, prop), value_schema in RELAXATIONS.items():
         target = schemas[component]["properties"][prop]

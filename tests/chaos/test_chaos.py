@@ -16,7 +16,7 @@ import pytest
 from django.db.models import Count, Sum
 from segment.analytics import Client
 
-from forwarding import services
+from forwarding.delivery import sweeper
 from forwarding.models import Attempt, Call, Delivery, Source, State
 from tests.processes import ROOT, relay_env, wait_until
 
@@ -165,7 +165,7 @@ def test_it_delivers_every_call_once_through_faults_kills_and_restarts(cluster, 
 
         # The schedule sweeps about once a minute; here the test sweeps every 2 s to stay short.
         def drained():
-            services.sweep()
+            sweeper.sweep()
             return Delivery.objects.filter(state=State.DELIVERED).count() == USERS * (TRACKS + 2)
 
         try:

@@ -9,7 +9,8 @@ from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 from django.utils import timezone
 
-from forwarding import connection, intercom
+from forwarding import intercom
+from forwarding.delivery import connection
 from forwarding.models import DataAttribute, IntercomStatus
 from tests.dashboard.conftest import client_for
 

@@ -92,13 +92,13 @@ def test_the_task_reopens_everything_oldest_first_in_chunks(calls, enqueued, mon
     calls(state="delivered")
     job = bulk.create(LogFilter(state="failed"))
     reopened = []
-    real = bulk.services.reopen
+    real = bulk.queue.reopen
 
     def spy(pks, trigger):
         reopened.append(list(pks))
         return real(pks, trigger)
 
-    monkeypatch.setattr(bulk.services, "reopen", spy)
+    monkeypatch.setattr(bulk.queue, "reopen", spy)
     tasks.run_bulk_resend(job.pk)
     job.refresh_from_db()
     assert (job.status, job.processed, job.reopened, job.skipped) == (JobStatus.DONE, 10, 10, 0)
@@ -199,7 +199,7 @@ def test_the_progress_page_reloads_while_the_job_runs(viewer_client, operator_cl
 def test_a_job_that_raises_is_marked_failed(calls, monkeypatch):
     calls(state="failed")
     job = bulk.create(LogFilter(state="failed"))
-    monkeypatch.setattr(bulk.services, "reopen", mock.Mock(side_effect=RuntimeError("database went away")))
+    monkeypatch.setattr(bulk.queue, "reopen", mock.Mock(side_effect=RuntimeError("database went away")))
     with pytest.raises(RuntimeError):
         tasks.run_bulk_resend(job.pk)
     job.refresh_from_db()

@@ -7,7 +7,8 @@ import pytest
 from django.urls import reverse
 from django.utils.html import escape
 
-from forwarding import connection, intercom
+from forwarding import intercom
+from forwarding.delivery import connection
 from forwarding.models import CallType, CompanyLink, ContactLink, DataAttribute, EventName, IntercomStatus
 
 pytestmark = pytest.mark.django_db

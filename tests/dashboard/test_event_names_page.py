@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.views.event_names import gauge
-from forwarding import connection
+from forwarding.delivery import connection
 from forwarding.event_names import Usage
 from forwarding.models import Call, CallType, Delivery, EventName, EventNameHour, IntercomStatus, NameStatus, State
 

@@ -4,7 +4,8 @@ data attributes' usage joins it once more than 80% of Intercom's limit is used."
 import pytest
 from django.urls import reverse
 
-from forwarding import connection, intercom
+from forwarding import intercom
+from forwarding.delivery import connection
 from forwarding.models import DataAttribute, EventName, IntercomStatus
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
-from forwarding import connection, intercom
+from forwarding import intercom
+from forwarding.delivery import connection
 from forwarding.models import EventName, IntercomStatus, RateLimitWindow
 from tests.dashboard.conftest import filtering_on_warned, plan_of
 

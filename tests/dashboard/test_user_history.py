@@ -5,7 +5,8 @@ import pytest
 from django.urls import reverse
 
 from dashboard.queries import HISTORY_SIZE
-from forwarding import connection, intercom
+from forwarding import intercom
+from forwarding.delivery import connection
 from forwarding.models import CallType, CompanyLink, ContactLink, IntercomStatus
 
 pytestmark = pytest.mark.django_db

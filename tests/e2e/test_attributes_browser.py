@@ -12,7 +12,8 @@ from django.contrib.admin.models import LogEntry
 from django.utils import timezone
 from segment.analytics import Client
 
-from forwarding import attributes, connection, intercom, services, workspace
+from forwarding import intercom, services
+from forwarding.delivery import attributes, connection, loop, queue, workspace
 from forwarding.models import DataAttribute, Delivery, IntercomStatus, State
 from forwarding.sandbox.testing import running_sandbox
 from tests.dashboard.conftest import ensure_roles
@@ -147,7 +148,7 @@ def test_a_viewer_sees_the_attributes_without_any_action(page, live_server, view
 def in_process(monkeypatch):
     """No worker runs in this test: what would be enqueued is delivered by the test itself, with
     this process's Intercom client (made again afterwards for the settings restored)."""
-    monkeypatch.setattr(services, "enqueue_tasks", lambda tasks: True)
+    monkeypatch.setattr(queue, "enqueue_tasks", lambda tasks: True)
     yield
     intercom.reset_client()
 
@@ -195,5 +196,5 @@ def test_the_amber_banner_appears_once_intercom_stops_answering(
 
 
 def _deliver(pk):
-    services.deliver_many([pk])
+    loop.deliver_many([pk])
     return Delivery.objects.get(pk=pk).state

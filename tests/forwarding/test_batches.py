@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from forwarding import services
-from forwarding.journal import Journal
+from forwarding.delivery import loop, queue, sweeper
+from forwarding.delivery.buffer import OutcomeBuffer
 from forwarding.models import Attempt, Delivery, EventName, State
 
 pytestmark = pytest.mark.django_db
@@ -16,18 +16,18 @@ pytestmark = pytest.mark.django_db
 
 def test_a_task_takes_at_most_fifty_deliveries_and_each_worker_gets_one(settings):
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 4}
-    assert services.batches([7]) == [[7]]
-    assert services.batches(list(range(10))) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
-    sizes = [len(batch) for batch in services.batches(list(range(230)))]
+    assert queue.batches([7]) == [[7]]
+    assert queue.batches(list(range(10))) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+    sizes = [len(batch) for batch in queue.batches(list(range(230)))]
     assert sizes == [50, 50, 50, 50, 30]
-    assert [pk for batch in services.batches(list(range(230))) for pk in batch] == list(range(230))
+    assert [pk for batch in queue.batches(list(range(230))) for pk in batch] == list(range(230))
 
 
 @pytest.fixture
 def handed_on(monkeypatch):
     """The deliveries a task puts back on the queue (this test is the only worker)."""
     handed = []
-    monkeypatch.setattr(services, "enqueue_tasks", lambda tasks: handed.extend(list(task) for task in tasks) or True)
+    monkeypatch.setattr(queue, "enqueue_tasks", lambda tasks: handed.extend(list(task) for task in tasks) or True)
     return handed
 
 
@@ -41,14 +41,14 @@ def track(user_id, event):
 
 def test_one_task_delivers_its_batch_and_hands_on_what_its_budget_leaves(store, sandbox, handed_on):
     pks = store(identify("ann"), identify("bob"), track("ann", "First"), track("bob", "Other"), track("ann", "Second"))
-    services.deliver_many(pks[:3])
-    services.deliver_many(pks[3:], budget=0)  # the first is always tried; the budget is spent
+    loop.deliver_many(pks[:3])
+    loop.deliver_many(pks[3:], budget=0)  # the first is always tried; the budget is spent
 
     states = dict(Delivery.objects.values_list("pk", "state"))
     assert [states[pk] for pk in pks] == [State.DELIVERED] * 4 + [State.PENDING]
     assert handed_on == [[pks[4]]]
 
-    services.deliver_many(handed_on[0])
+    loop.deliver_many(handed_on[0])
     assert [event["event_name"] for event in sandbox.state.events_for("ann")] == ["First", "Second"]
     assert Delivery.objects.filter(state=State.DELIVERED).count() == 5
 
@@ -56,27 +56,25 @@ def test_one_task_delivers_its_batch_and_hands_on_what_its_budget_leaves(store, 
 def test_a_call_found_blocked_is_handed_on_when_the_users_older_call_is_delivered(store, sandbox, handed_on):
     store(identify("cat"))
     first, second = store(track("cat", "Older"), track("cat", "Newer"))
-    services.deliver_many(
-        Delivery.objects.filter(state=State.PENDING, call__type="identify").values_list("pk", flat=True)
-    )
+    loop.deliver_many(Delivery.objects.filter(state=State.PENDING, call__type="identify").values_list("pk", flat=True))
 
-    services.deliver_many([second])  # its task comes first: it waits for the older call
+    loop.deliver_many([second])  # its task comes first: it waits for the older call
     assert Delivery.objects.get(pk=second).state == State.PENDING
     assert handed_on == []
 
-    services.deliver_many([first])
+    loop.deliver_many([first])
     assert handed_on == [[second]]
-    services.deliver_many(handed_on[0])
+    loop.deliver_many(handed_on[0])
     assert [event["event_name"] for event in sandbox.state.events_for("cat")] == ["Older", "Newer"]
 
 
 def test_a_task_asks_the_database_a_few_statements_whatever_its_size(store, sandbox, handed_on):
     def task_of(size, offset):
         users = [f"user-{offset + n}" for n in range(size)]
-        services.deliver_many(store(*(identify(user) for user in users)))
+        loop.deliver_many(store(*(identify(user) for user in users)))
         pks = store(*(track(user, "Bought") for user in users))
         with CaptureQueriesContext(connection) as queries:
-            services.deliver_many(pks)
+            loop.deliver_many(pks)
         return pks, len(queries)
 
     small, small_count = task_of(10, 0)
@@ -96,7 +94,7 @@ def test_a_task_asks_the_database_a_few_statements_whatever_its_size(store, sand
 
 def test_a_users_later_call_in_the_same_task_follows_the_earlier_one(store, sandbox, handed_on):
     pks = store(identify("dan"), track("dan", "One"), track("dan", "Two"), identify("eve"), track("eve", "Three"))
-    services.deliver_many(pks)
+    loop.deliver_many(pks)
     assert set(Delivery.objects.values_list("state", flat=True)) == {State.DELIVERED}
     assert [event["event_name"] for event in sandbox.state.events_for("dan")] == ["One", "Two"]
     assert handed_on == []
@@ -107,23 +105,23 @@ def test_calls_a_worker_sent_but_did_not_record_are_sent_again_and_not_duplicate
 ):
     settings.RELAY_LEASE_SECONDS = 0.2
     store(identify("fay"))
-    services.deliver_many(list(Delivery.objects.values_list("pk", flat=True)))
+    loop.deliver_many(list(Delivery.objects.values_list("pk", flat=True)))
     pks = store(track("fay", "Paid"), track("fay", "Shipped"))
 
     def dies(journal):
         raise SystemExit("the worker is killed before it writes")
 
-    monkeypatch.setattr(Journal, "flush", dies)
+    monkeypatch.setattr(OutcomeBuffer, "flush", dies)
     with pytest.raises(SystemExit):
-        services.deliver_many(pks)
+        loop.deliver_many(pks)
     states = dict(Delivery.objects.filter(pk__in=pks).values_list("pk", "state"))
     assert [states[pk] for pk in pks] == [State.DELIVERING, State.PENDING]  # the second waits for the first
     assert list(Attempt.objects.filter(delivery__in=pks).values_list("outcome", flat=True)) == [""]  # begun
     monkeypatch.undo()
 
     time.sleep(0.3)
-    assert services.sweep()["leases_expired"] == 1
-    services.deliver_many(pks)
+    assert sweeper.sweep()["leases_expired"] == 1
+    loop.deliver_many(pks)
     assert set(Delivery.objects.filter(pk__in=pks).values_list("state", flat=True)) == {State.DELIVERED}
     # Intercom collapsed the resent event: same user, name and created_at.
     assert [event["event_name"] for event in sandbox.state.events_for("fay")] == ["Paid", "Shipped"]
@@ -131,16 +129,16 @@ def test_calls_a_worker_sent_but_did_not_record_are_sent_again_and_not_duplicate
 
 def test_a_blocked_users_next_calls_are_handed_on_together_in_one_task(store, sandbox, handed_on):
     store(identify("gus"))
-    services.deliver_many(list(Delivery.objects.values_list("pk", flat=True)))
+    loop.deliver_many(list(Delivery.objects.values_list("pk", flat=True)))
     first, second, third, fourth = store(*(track("gus", name) for name in ["A", "B", "C", "D"]))
-    services.deliver_many([second])  # its task ran ahead of the first's: held back, left with no task
-    services.deliver_many([first])
+    loop.deliver_many([second])  # its task ran ahead of the first's: held back, left with no task
+    loop.deliver_many([first])
     assert handed_on == [[second, third, fourth]]  # not one task per call, chasing each other
-    services.deliver_many(handed_on[0])
+    loop.deliver_many(handed_on[0])
     assert [event["event_name"] for event in sandbox.state.events_for("gus")] == ["A", "B", "C", "D"]
 
 
 def test_groups_are_packed_into_tasks_without_being_split(settings):
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 4}
-    assert services.packed([[1, 2, 3], [4], [5, 6]]) == [[1, 2, 3], [4], [5, 6]]
-    assert services.packed([[n] for n in range(8)]) == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    assert queue.packed([[1, 2, 3], [4], [5, 6]]) == [[1, 2, 3], [4], [5, 6]]
+    assert queue.packed([[n] for n in range(8)]) == [[0, 1], [2, 3], [4, 5], [6, 7]]

@@ -7,6 +7,7 @@ import pytest
 from segment.analytics import Client
 
 from forwarding import services
+from forwarding.delivery import sweeper
 from forwarding.models import Attempt, Delivery, IntercomStatus, Outcome, State
 from tests.processes import wait_until
 
@@ -254,7 +255,7 @@ def test_it_fails_a_waiting_call_when_no_identify_comes_in_time(relay, settings)
     relay.wait_for_states(State.WAITING, user_id="never-identified")
     settings.RELAY_WAIT_FOR_IDENTIFY = 1
     time.sleep(1.1)
-    services.sweep()  # the sweeper (this one, or the one running beside the test) fails it
+    sweeper.sweep()  # the sweeper (this one, or the one running beside the test) fails it
     relay.wait_for_states(State.FAILED, user_id="never-identified")
     delivery = Delivery.objects.get()
     assert delivery.error_cause == "wait_expired"
@@ -287,7 +288,7 @@ def test_it_completes_a_delivery_whose_worker_was_killed(relay, cluster, setting
     relay.sandbox.configure(latency_ms=0)
     cluster.start()
     # The lease (15 s for the worker) expires; the sweeper returns it to pending and enqueues it.
-    wait_until(lambda: services.sweep()["leases_expired"], 30, interval=1, message="the lease to expire")
+    wait_until(lambda: sweeper.sweep()["leases_expired"], 30, interval=1, message="the lease to expire")
     relay.wait_delivered(2, timeout=40)
     assert len(relay.sandbox.state.events_for("survivor")) == 1
     delivery = relay.deliveries(call__event="Interrupted").get()

@@ -3,6 +3,7 @@
 import pytest
 
 from forwarding import event_names, services
+from forwarding.delivery import loop, sweeper
 from forwarding.models import Delivery, EventName, IntercomStatus, NameStatus, State, Trigger
 from tests.forwarding.ingest import post_batch
 
@@ -41,7 +42,7 @@ class Relay:
         for pk in (
             Delivery.objects.filter(state=State.PENDING).order_by("created_at", "pk").values_list("pk", flat=True)
         ):
-            services.deliver(pk, budget=0)
+            loop.deliver(pk, budget=0)
 
     def state_of(self, name):
         return list(
@@ -164,7 +165,7 @@ def test_it_releases_held_names_when_the_limit_is_raised(relay, settings):
     relay.identify("u1")
     relay.track("u1", "one", "two", "three", "four")
     settings.INTERCOM_EVENT_NAME_LIMIT = 4
-    assert services.sweep()["released"] == ["four"]
+    assert sweeper.sweep()["released"] == ["four"]
     relay.deliver_due()
     assert relay.state_of("four") == [State.DELIVERED]
 

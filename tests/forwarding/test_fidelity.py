@@ -1,4 +1,4 @@
-"""Fidelity (DESIGN.md §10), one worker in this process against the sandbox: what a client sent
+"""Fidelity (docs/fidelity.md), one worker in this process against the sandbox: what a client sent
 reaches Intercom, under an alias when it must, or the call says what was dropped; every cache of
 Intercom's state heals from Intercom's answer."""
 
@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from forwarding import attributes, connection, intercom, services, workspace
+from forwarding import intercom
+from forwarding.delivery import attributes, connection, loop, queue, workspace
 from forwarding.models import ContactLink, DataAttribute, Delivery, IntercomStatus, State, Trigger
-from forwarding.recording import AttemptLog
 
 pytestmark = pytest.mark.django_db
 
@@ -24,11 +24,11 @@ def _fresh_workspace():
 @pytest.fixture(autouse=True)
 def _no_queue(monkeypatch):
     """This test is the only worker: what would be enqueued is delivered by the test."""
-    monkeypatch.setattr(services, "enqueue_tasks", lambda tasks: True)
+    monkeypatch.setattr(queue, "enqueue_tasks", lambda tasks: True)
 
 
 def deliver(*pks):
-    services.deliver_many(list(pks))
+    loop.deliver_many(list(pks))
     return [Delivery.objects.get(pk=pk) for pk in pks]
 
 
@@ -42,16 +42,16 @@ def group(user_id, group_id, **traits):
 
 def test_it_uses_the_attribute_another_worker_has_just_created(store, sandbox, monkeypatch):
     # Another worker creates "tier" between this worker's listing and its own creation.
-    real_send = AttemptLog.send
+    real_create = intercom.Client.create_data_attribute
 
-    def racing_send(self, operation, *args):
-        if operation == "create_data_attribute" and args[1] == "tier":
+    def racing_create(self, model, name, data_type):
+        if name == "tier":
             sandbox.state.add_data_attribute("tier")
-        return real_send(self, operation, *args)
+        return real_create(self, model, name, data_type)
 
-    monkeypatch.setattr(AttemptLog, "send", racing_send)
+    monkeypatch.setattr(intercom.Client, "create_data_attribute", racing_create)
     [first] = deliver(*store(identify("ann", tier="gold")))
-    monkeypatch.setattr(AttemptLog, "send", real_send)
+    monkeypatch.setattr(intercom.Client, "create_data_attribute", real_create)
     [second] = deliver(*store(identify("bob", tier="silver")))
 
     assert (first.state, first.warnings, second.state, second.warnings) == (State.DELIVERED, [], State.DELIVERED, [])

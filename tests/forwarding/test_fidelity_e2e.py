@@ -1,4 +1,4 @@
-"""Fidelity end to end (DESIGN.md §10): calls through ingestion (live server), a real qcluster of
+"""Fidelity end to end (docs/fidelity.md): calls through ingestion (live server), a real qcluster of
 four workers delivering at once, and the Intercom sandbox over HTTP. What the clients sent is in
 Intercom, under an alias where the name is the other model's, whatever the workers' races."""
 

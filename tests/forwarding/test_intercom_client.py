@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from forwarding import policy
+from forwarding.delivery import policy
 from forwarding.intercom import Client
 
 

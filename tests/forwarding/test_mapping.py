@@ -1,4 +1,5 @@
-"""Tables of calls and the Intercom bodies they map to (DESIGN.md §5), checked against the OpenAPI description."""
+"""Tables of calls and the Intercom bodies they map to (docs/architecture.md, "Mapping"), checked
+against the OpenAPI description."""
 
 import copy
 import functools
@@ -1055,7 +1056,7 @@ SCALAR = [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
 
 @functools.cache
 def validators():
-    """OAS 3.0 validators of the four request bodies, with DESIGN.md §9's two relaxations and nothing else."""
+    """OAS 3.0 validators of the four request bodies, with the sandbox's two relaxations and nothing else."""
     path = next(path for path in OPENAPI_PATHS if path.exists())
     spec = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     schemas = spec["components"]["schemas"]

@@ -1,7 +1,7 @@
 """Properties of the mapping under arbitrary messages: for anything ingestion accepts (a stored
 payload always has a timestamp string), `map_call` does not raise, and every request body it
 produces is one the OpenAPI description allows, checked by the sandbox's own validator (with the
-two relaxations of DESIGN.md §9 and nothing else)."""
+two relaxations of docs/architecture.md, "Intercom's description" and nothing else)."""
 
 import datetime as dt
 import json

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from forwarding import policy
+from forwarding.delivery import policy
 from forwarding.intercom import Response
 from forwarding.models import Outcome
 
@@ -45,7 +45,7 @@ def test_it_judges_each_answer(response, outcome, cause):
 def test_it_waits_until_the_rate_limit_resets():
     now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
     response = answer(429, "rate_limit_exceeded", headers={"X-RateLimit-Reset": str(int(now.timestamp()) + 7)})
-    assert policy.judge(response, now).wait_seconds == 7
+    assert policy.judge(response, now=now).wait_seconds == 7
 
 
 def test_it_falls_back_to_a_window_when_no_reset_header_came():

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import connection
 from segment.analytics import Client
 
-from forwarding import services
+from forwarding.delivery import sweeper
 from forwarding.models import Attempt, Delivery, Outcome, State
 from tests.processes import Cluster, wait_until
 
@@ -85,7 +85,7 @@ def test_it_delivers_what_a_restarted_redis_lost(live_server, source, sandbox, c
 
     settings.RELAY_REENQUEUE_AFTER = 0
     wait_until(
-        lambda: services.sweep()["enqueued"] == 0 and Delivery.objects.filter(state=State.DELIVERED).count() == total,
+        lambda: sweeper.sweep()["enqueued"] == 0 and Delivery.objects.filter(state=State.DELIVERED).count() == total,
         60,
         interval=1,
         message="the sweeper to re-enqueue the lost tasks",

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from forwarding import services, watchdog
+from forwarding.delivery import sweeper, watchdog
 from forwarding.models import ClusterBeat, Delivery, SweepRun
 
 pytestmark = pytest.mark.django_db
@@ -56,14 +56,14 @@ def test_a_beat_clears_the_stall(overdue, monkeypatch):
 
 
 def test_one_sweep_runs_at_a_time_and_one_queued_behind_it_does_nothing(monkeypatch):
-    assert services.start_sweep(50)
-    assert not services.start_sweep(50)  # running
+    assert sweeper.start_sweep(50)
+    assert not sweeper.start_sweep(50)  # running
     SweepRun.objects.update(lease_until=timezone.now() - timedelta(seconds=2))
-    assert not services.start_sweep(50)  # queued behind the one that has just ended
+    assert not sweeper.start_sweep(50)  # queued behind the one that has just ended
     SweepRun.objects.update(lease_until=timezone.now() - timedelta(seconds=10))
-    assert services.start_sweep(50)
+    assert sweeper.start_sweep(50)
 
 
 def test_a_skipped_sweep_returns_at_once(monkeypatch):
-    assert services.start_sweep(50)
-    assert services.sweep_for(50, 1) == {"skipped": "a sweep runs, or has just run"}
+    assert sweeper.start_sweep(50)
+    assert sweeper.sweep_for(50, 1) == {"skipped": "a sweep runs, or has just run"}

@@ -5,8 +5,9 @@ import re
 
 from forwarding.sandbox.openapi import OpenAPIValidator, SchemaConverter, describe
 
-# The company schema types custom attribute values as strings, the contradiction DESIGN.md §9
-# relaxes for requests; answers carry the numbers and booleans that were sent.
+# The company schema types custom attribute values as strings, the contradiction the sandbox
+# relaxes for requests (docs/architecture.md, "Intercom's description"); answers carry the
+# numbers and booleans that were sent.
 RELAXED = re.compile(r"body \$(\.data\[\d+\])?\.custom_attributes\.\w+: .* is not of type 'string'")
 
 

@@ -1,5 +1,5 @@
 """`manage.py qcluster`: django-q2's cluster, watched by a thread of this process that restarts it
-when its tasks stop running (see forwarding.watchdog)."""
+when its tasks stop running (see forwarding.delivery.watchdog)."""
 
 import time
 
@@ -7,7 +7,7 @@ from django.conf import settings
 from django_q.cluster import Cluster
 from django_q.management.commands.qcluster import Command as DjangoQCommand
 
-from forwarding import watchdog
+from forwarding.delivery import watchdog
 
 
 class Command(DjangoQCommand):

@@ -1,4 +1,4 @@
-"""The Intercom connection status the dashboard shows (DESIGN.md §10): "connected" only while the
+"""The Intercom connection status the dashboard shows (docs/fidelity.md): "connected" only while the
 last request to the configured base URL and token succeeded; unreachable after network errors,
 timeouts or a run of 5xx; refused while the token gets 401/403."""
 

@@ -1,12 +1,13 @@
 """Which Intercom workspace the configured token writes to (GET /me), so that every cache of
 Intercom's ids (contacts, companies, data attributes) is kept per workspace and a token of
-another workspace never reuses them (DESIGN.md §10)."""
+another workspace never reuses them (docs/fidelity.md)."""
 
 import logging
 
 from django.db import transaction
 
-from forwarding import connection, intercom
+from forwarding import intercom
+from forwarding.delivery import connection
 from forwarding.models import CompanyLink, ContactLink, DataAttribute, IntercomStatus
 
 logger = logging.getLogger(__name__)

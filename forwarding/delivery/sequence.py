@@ -1,47 +1,19 @@
-"""The Intercom requests of one attempt, per call type (DESIGN.md §5), as outcomes.
+"""The Intercom request sequence of one attempt, per call type (the mapping table in the README),
+as a Result.
 
-Every cache of Intercom's state it reads heals itself from Intercom's answer (DESIGN.md §10): a
+Every cache of Intercom's state it reads heals itself from Intercom's answer (docs/fidelity.md): a
 cached contact Intercom no longer knows is looked up again, a custom attribute it no longer has
 is created again, and the request is tried once more at once; only a second refusal stands."""
 
 import re
-from dataclasses import dataclass, field
 
 from django.utils import timezone
 
-from forwarding import attributes, policy, workspace
+from forwarding.delivery import attributes, policy, workspace
+from forwarding.delivery.result import Result, Stop
 from forwarding.models import CompanyLink, ContactLink, Outcome
 
 EXISTING_ID = re.compile(r"id=([0-9a-zA-Z]+)")
-
-
-@dataclass
-class Result:
-    """What an attempt came to."""
-
-    outcome: str
-    status: int | None = None
-    error: str = ""
-    cause: str = ""
-    wait_seconds: float | None = None
-    warnings: list = field(default_factory=list)
-
-    @classmethod
-    def of(cls, response, warnings=()):
-        """The result of an unsuccessful response, judged by the retry policy."""
-        verdict = policy.judge(response)
-        return cls(verdict.outcome, verdict.status, verdict.error, verdict.cause, verdict.wait_seconds, list(warnings))
-
-    @classmethod
-    def waiting(cls, response, reason):
-        return cls(Outcome.WAITING, response.status if response else None, reason, "user_unknown")
-
-
-class Stop(Exception):
-    """An unsuccessful response that ends the attempt (carried as a Result)."""
-
-    def __init__(self, result):
-        self.result = result
 
 
 def send(log, mapped, user_id):
@@ -70,7 +42,7 @@ def send(log, mapped, user_id):
 
 def judged(response, warnings):
     """The Result of an unsuccessful answer outside the call's own requests."""
-    result = Result.of(response, warnings)
+    result = policy.judge(response, warnings)
     if result.outcome == Outcome.AUTH:
         workspace.forget()  # once accepted again, the token may be another workspace's
     return result
@@ -78,7 +50,7 @@ def judged(response, warnings):
 
 def check(response, warnings=()):
     if not response.ok:
-        raise Stop(Result.of(response, warnings))
+        raise Stop(policy.judge(response, warnings))
     return response
 
 
@@ -107,7 +79,7 @@ def write_contact(log, external_id, body):
     one is gone: deleted or archived in Intercom since)."""
     contact_id = linked_contact(log, external_id)
     if contact_id:
-        response = log.send("update_contact", contact_id, body)
+        response = log.intercom.update_contact(contact_id, body)
         if response.status != 404:
             return response
         forget_contact(log, external_id)
@@ -116,20 +88,20 @@ def write_contact(log, external_id, body):
 
 def upsert_contact(log, body):
     """Find by external_id, then update or create; a 409 is resolved by updating the contact it names."""
-    found = log.send("find_contact", body["external_id"])
+    found = log.intercom.find_contact(body["external_id"])
     if found.ok:
-        return log.send("update_contact", found.body["id"], body)
+        return log.intercom.update_contact(found.body["id"], body)
     if found.status != 404:
         return found
-    created = log.send("create_contact", {**body, "role": "user"})
+    created = log.intercom.create_contact({**body, "role": "user"})
     if created.status != 409:
         return created
     match = EXISTING_ID.search(created.error_message)
     if not match:
         return created
     if "archived" in created.error_message.lower():
-        check(log.send("unarchive_contact", match.group(1)))
-    return log.send("update_contact", match.group(1), body)
+        check(log.intercom.unarchive_contact(match.group(1)))
+    return log.intercom.update_contact(match.group(1), body)
 
 
 def linked_contact(log, user_id):
@@ -167,7 +139,7 @@ def contact_for(log, user_id):
     contact_id = linked_contact(log, user_id)
     if contact_id:
         return contact_id
-    found = log.send("find_contact", user_id)
+    found = log.intercom.find_contact(user_id)
     if found.status == 404:
         return None
     check(found)
@@ -179,11 +151,11 @@ def track(log, mapped, user_id):
     cached = linked_contact(log, user_id)
     if contact_for(log, user_id) is None:
         raise Stop(Result.waiting(None, "Intercom has no contact for this user yet"))
-    response = log.send("create_event", mapped.event)
+    response = log.intercom.create_event(mapped.event)
     if response.status == 404 and cached:
         forget_contact(log, user_id)  # the cached contact is gone: look again, and try once more
         if contact_for(log, user_id) is not None:
-            response = log.send("create_event", mapped.event)
+            response = log.intercom.create_event(mapped.event)
     if response.status == 404:
         forget_contact(log, user_id)
         raise Stop(Result.waiting(response, "Intercom answered User Not Found"))
@@ -205,7 +177,7 @@ def attach(log, contact_id, company, warnings, date_keys=frozenset(), user_id=No
     for last_try in (False, True):
         notes = []
         body, written = with_attributes(log, "company", dict(company), notes, date_keys)
-        upserted = log.send("upsert_company", body)
+        upserted = log.intercom.upsert_company(body)
         missing = attributes.missing_in_answer(upserted)
         if missing is None or last_try:
             break
@@ -217,12 +189,12 @@ def attach(log, contact_id, company, warnings, date_keys=frozenset(), user_id=No
     CompanyLink.objects.update_or_create(
         workspace=log.workspace, group_id=group_id, defaults={"company_id": company_id, "updated_at": timezone.now()}
     )
-    response = log.send("attach_company", contact_id, company_id)
+    response = log.intercom.attach_company(contact_id, company_id)
     if response.status == 404 and response.error_code == "not_found" and user_id:
         forget_contact(log, user_id)  # the cached contact is gone: look again, and try once more
         contact_id = contact_for(log, user_id)
         if contact_id is not None:
-            response = log.send("attach_company", contact_id, company_id)
+            response = log.intercom.attach_company(contact_id, company_id)
     if response.status == 404 and response.error_code == "not_found":
         raise Stop(Result.waiting(response, "Intercom answered User Not Found"))
     return check(response)

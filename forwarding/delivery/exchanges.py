@@ -7,8 +7,9 @@ import time
 
 from django.utils import timezone
 
-from forwarding import connection, intercom, ratelimit
-from forwarding.models import Attempt, Exchange
+from forwarding import intercom
+from forwarding.delivery import connection, limiter
+from forwarding.models import Attempt, Exchange, Outcome
 from forwarding.models.deliveries import BODY_LIMIT
 
 # The limiter's windows are 10 seconds; a worker waits for the next one rather than fail.
@@ -27,24 +28,28 @@ def cut(value):
 
 
 class AttemptLog:
-    """Sends requests for one attempt and records them."""
+    """One attempt's requests: `intercom` is the Intercom client, recording each exchange and
+    waiting for the shared limiter before each request."""
 
     def __init__(self, delivery, trigger, attempt=None, contacts=None):
-        # The task creates its attempts' rows together (`Journal.begin`); alone, it is created here.
+        # The task creates its attempts' rows together (`OutcomeBuffer.begin`); alone, here.
         self.attempt = attempt or Attempt.objects.create(delivery=delivery, trigger=trigger)
-        self.contacts = {} if contacts is None else contacts  # {userId: contact id or None}, see sending
-        self.workspace = None  # the Intercom workspace's id, once `sending` knows it
+        self.contacts = {} if contacts is None else contacts  # {userId: contact id or None}, see sequence
+        self.workspace = None  # the Intercom workspace's id, once `sequence` knows it
         self.client = intercom.client()
+        self.intercom = self.client.recorded(self)
         self.started_at = timezone.now()
         self.started = time.monotonic()
         self.unwritten = None  # the last exchange, written with the next request or the outcome
 
-    def send(self, operation, *args):
-        """Call `Client.<operation>(*args)` once the shared limiter allows, and record it."""
+    def before_request(self):
+        """Write the exchange before, and wait until the shared limiter allows a request."""
         self._write_exchange()
         self._wait_for_limiter()
-        response = getattr(self.client, operation)(*args)
-        ratelimit.observe(response)
+
+    def after_request(self, response):
+        """Tell the limiter and the connection status, and keep the exchange to write."""
+        limiter.observe(response)
         connection.note(response)
         self.unwritten = Exchange(
             attempt=self.attempt,
@@ -58,7 +63,6 @@ class AttemptLog:
             response_body=cut(response.body),
             error=response.error[:500],
         )
-        return response
 
     def _write_exchange(self):
         if self.unwritten is not None:
@@ -68,28 +72,32 @@ class AttemptLog:
     def _wait_for_limiter(self):
         waited = 0.0
         while waited < LIMITER_MAX_WAIT_SECONDS:
-            wait = ratelimit.wait_seconds()
+            wait = limiter.wait_seconds()
             if wait <= 0:
                 return
             pause = min(wait, LIMITER_POLL_SECONDS)
             time.sleep(pause)
             waited += pause
 
-    def finish(self, outcome, status=None, error="", warnings=()):
+    def outcome_fields(self, result):
+        """The attempt's fields its outcome sets (written by `finish`, or by the buffer)."""
+        return {
+            "outcome": result.outcome,
+            "status": result.status,
+            "error": result.error[:500] if result.outcome != Outcome.DELIVERED else "",
+            "warnings": list(result.warnings),
+            "started_at": self.started_at,
+            "duration_ms": self.duration_ms(),
+        }
+
+    def finish(self, result):
         self._write_exchange()
-        Attempt.objects.filter(pk=self.attempt.pk).update(
-            outcome=outcome,
-            status=status,
-            error=error[:500],
-            warnings=list(warnings),
-            started_at=self.started_at,
-            duration_ms=self.duration_ms(),
-        )
+        Attempt.objects.filter(pk=self.attempt.pk).update(**self.outcome_fields(result))
 
     def duration_ms(self):
         return int((time.monotonic() - self.started) * 1000)
 
     def take_unwritten(self):
-        """The exchange not written yet, for the journal to write (at most one)."""
+        """The exchange not written yet, for the buffer to write (at most one)."""
         unwritten, self.unwritten = self.unwritten, None
         return [unwritten] if unwritten is not None else []

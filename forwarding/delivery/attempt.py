@@ -1,18 +1,20 @@
 """One try of a claimed delivery: what it will send (or the state it stops in without sending),
-the requests, and the outcome written with the delivery's next state."""
+its requests, and its outcome, with what an outcome sets off (a user's calls released, their
+identify sent again, a name refused by Intercom's cap)."""
 
 import logging
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from forwarding import event_names, policy, sending
+from forwarding import event_names
+from forwarding.delivery import outcomes, sequence
+from forwarding.delivery.exchanges import AttemptLog
+from forwarding.delivery.result import Result
 from forwarding.mapping import Mapped, map_call
 from forwarding.models import Call, CallType, ContactLink, Delivery, Outcome, State, Trigger
-from forwarding.recording import AttemptLog
 
 logger = logging.getLogger(__name__)
 
@@ -20,14 +22,6 @@ logger = logging.getLogger(__name__)
 REIDENTIFY_AFTER = 60.0
 _reidentified = {}  # {(workspace, userId): monotonic time their identify was last sent again}
 ROUTE_OUTCOMES = {State.HELD: Outcome.HELD, State.SUPPRESSED: Outcome.SUPPRESSED, State.FAILED: Outcome.FAILED}
-TERMINAL_OUTCOME_STATES = {
-    Outcome.DELIVERED: State.DELIVERED,
-    Outcome.WAITING: State.WAITING,
-    Outcome.HELD: State.HELD,
-    Outcome.SUPPRESSED: State.SUPPRESSED,
-    Outcome.SKIPPED: State.SKIPPED,
-    Outcome.FAILED: State.FAILED,
-}
 
 
 @dataclass
@@ -51,44 +45,45 @@ def attempt(delivery):
 def plan(delivery, names=None):
     """What the delivery will send, as a Plan; or, when it sends nothing (payload gone, skipped,
     anonymous, a held or archived name), its outcome written at once and its changed fields.
+    The event name is routed first (renamed, held or suppressed), so the call is mapped once.
     `names` are the task's registry entries by key (see `event_names.entries`), when fetched."""
     call = delivery.call
     if call.payload is None:
-        return finish(delivery, None, sending.Result(Outcome.FAILED, error="payload expired", cause="expired"))
+        return outcomes.finish(delivery, None, Result(Outcome.FAILED, error="payload expired", cause="expired"))
     user_id = attribute(delivery, call)
-    mapped = map_call(call.payload, user_id=user_id or None, page_event_name=settings.INTERCOM_PAGE_EVENT_NAME)
-    if mapped.skip_reason:
-        return finish(delivery, None, sending.Result(Outcome.SKIPPED, error=mapped.skip_reason, cause="skipped"))
-    if not user_id:
-        reason = "anonymous call: waiting for an identify with this anonymousId"
-        return finish(delivery, None, sending.Result(Outcome.WAITING, error=reason, cause="anonymous"))
     route = None
-    if delivery.event_key:
+    if delivery.event_key and user_id:  # only a call that will be sent takes a slot
         route = event_names.route(delivery.event_key, forced=delivery.trigger == Trigger.MANUAL, known=names)
         if route.state:
-            outcome = ROUTE_OUTCOMES[route.state]
-            return finish(delivery, None, sending.Result(outcome, error=route.reason, cause=f"name_{route.state}"))
-        if mapped.event is not None and mapped.event.get("event_name") != route.name:  # renamed
-            mapped = map_call(call.payload, user_id=user_id, event_name=route.name, page_event_name=route.name)
+            result = Result(ROUTE_OUTCOMES[route.state], error=route.reason, cause=f"name_{route.state}")
+            return outcomes.finish(delivery, None, result)
+    page_name = route.name if route else settings.INTERCOM_PAGE_EVENT_NAME
+    mapped = map_call(
+        call.payload, user_id=user_id or None, event_name=route.name if route else None, page_event_name=page_name
+    )
+    if mapped.skip_reason:
+        return outcomes.finish(delivery, None, Result(Outcome.SKIPPED, error=mapped.skip_reason, cause="skipped"))
+    if not user_id:
+        reason = "anonymous call: waiting for an identify with this anonymousId"
+        return outcomes.finish(delivery, None, Result(Outcome.WAITING, error=reason, cause="anonymous"))
     return Plan(delivery, mapped, user_id, route)
 
 
-def send(planned, log, journal=None):
+def send(planned, log, buffer=None):
     """Send a Plan's requests through `log` and write the outcome: a delivered one into the
-    task's `journal` when there is one (written with the task's others), any other at once."""
+    task's `buffer` when there is one (written with the task's others), any other at once."""
     delivery, user_id, route = planned.delivery, planned.user_id, planned.route
     try:
-        result = sending.send(log, planned.mapped, user_id)
+        result = sequence.send(log, planned.mapped, user_id)
     except Exception as exc:  # a bug: recorded as an outcome and retried on the schedule
         logger.exception("delivery %s failed with an exception", delivery.pk)
-        result = sending.Result(Outcome.ERROR, error=f"{exc.__class__.__name__}: {exc}"[:500], cause="relay_error")
+        result = Result(Outcome.ERROR, error=f"{exc.__class__.__name__}: {exc}"[:500], cause="relay_error")
     if route is not None and route.warning:
         result.warnings.append(route.warning)
-    if journal is not None and result.outcome == Outcome.DELIVERED:
-        changes = outcome_changes(delivery, log, result)
-        journal.delivered(delivery, log, result, changes)
+    if buffer is not None and result.outcome == Outcome.DELIVERED:
+        changes = buffer.delivered(delivery, log, result)
     else:
-        changes = finish(delivery, log, result)
+        changes = outcomes.finish(delivery, log, result)
     if result.outcome == Outcome.WAITING:
         if ContactLink.objects.filter(workspace=log.workspace, user_id=user_id).exists():
             # The identify succeeded while this attempt was looking: its release missed this one.
@@ -138,76 +133,6 @@ def attribute(delivery, call):
         Delivery.objects.filter(pk=delivery.pk).update(user_id=linked)
         delivery.user_id = linked
     return linked or ""
-
-
-def finish(delivery, log, result):
-    """Write the attempt's outcome and the delivery's next state; returns the changed fields."""
-    changes = outcome_changes(delivery, log, result)
-    report(delivery, result, changes)
-    # One transaction: nobody sees the attempt's outcome without the delivery's new state.
-    with transaction.atomic():
-        if log is not None:
-            log.finish(result.outcome, result.status, result.error, result.warnings)
-        Delivery.objects.filter(pk=delivery.pk).update(**changes)
-        event_names.count_outcome(delivery.event_key, delivery.state, changes.get("state", delivery.state))
-    return changes
-
-
-def report(delivery, result, changes):
-    """Log a failed or retried delivery at WARNING: call id, cause, next attempt."""
-    state = changes.get("state")
-    if state == State.FAILED:
-        logger.warning("call %s failed: %s (%s)", delivery.pk, result.error, result.cause or "unknown cause")
-    elif state == State.PENDING:
-        logger.warning(
-            "call %s will be tried again at %s: %s (%s)",
-            delivery.pk,
-            f"{changes['next_attempt_at']:%Y-%m-%d %H:%M:%S}",
-            result.error,
-            result.cause,
-        )
-
-
-def outcome_changes(delivery, log, result):
-    """The delivery's fields an attempt's outcome changes (`log` is None when nothing was sent)."""
-    now = timezone.now()
-    changes = {
-        "lease_expires_at": None,
-        "updated_at": now,
-        "trigger": Trigger.AUTO,
-        "warnings": result.warnings,
-        "warned": bool(result.warnings),
-        "last_status": result.status,
-    }
-    state = TERMINAL_OUTCOME_STATES.get(result.outcome)
-    if state is not None:
-        changes.update(state=state, last_error=result.error[:500], error_cause=result.cause)
-        if state == State.DELIVERED:
-            changes.update(delivered_at=now, last_error="", error_cause="")
-    else:
-        changes.update(next_state(delivery, result, now))
-    if log is not None:
-        changes["attempt_count"] = delivery.attempt_count + 1
-    return changes
-
-
-def next_state(delivery, result, now):
-    """Field changes for an attempt that will be tried again (or has used up its retries)."""
-    common = {"last_error": result.error[:500], "error_cause": result.cause}
-    if result.outcome == Outcome.RATE_LIMITED:
-        return {**common, "state": State.PENDING, "next_attempt_at": policy.after(result.wait_seconds, now)}
-    if result.outcome == Outcome.AUTH:
-        # The token is refused: wait and try again slowly, never drop.
-        return {
-            **common,
-            "state": State.PENDING,
-            "next_attempt_at": policy.after(settings.RELAY_AUTH_RETRY_SECONDS, now),
-        }
-    retry_count = delivery.retry_count + 1
-    delay = policy.retry_delay(retry_count)
-    if delay is None:
-        return {**common, "state": State.FAILED, "last_error": f"retries used up: {result.error}"[:500]}
-    return {**common, "state": State.PENDING, "retry_count": retry_count, "next_attempt_at": policy.after(delay, now)}
 
 
 def release_user(user_id, anonymous_id=""):

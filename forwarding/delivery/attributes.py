@@ -1,4 +1,4 @@
-"""Custom data attributes (DESIGN.md §10): which attribute each trait is written to, created in
+"""Custom data attributes (docs/fidelity.md): which attribute each trait is written to, created in
 Intercom first when missing, and kept true against Intercom's answers.
 
 Intercom stores a custom attribute's value only when the attribute exists, and its names are
@@ -15,7 +15,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from forwarding import policy
+from forwarding.delivery import policy
 from forwarding.mapping import custom_attribute_types
 from forwarding.models import DataAttribute, Outcome
 
@@ -140,7 +140,7 @@ def forget(workspace, model, written_name):
 def refresh(log, workspace):
     """Cache the workspace's custom data attributes (both models, one request); a refusal for the
     limit is lifted when the workspace has room again."""
-    listed = log.send("list_data_attributes", None)
+    listed = log.intercom.list_data_attributes()
     if not listed.ok:
         raise Refused(listed)
     items = listed.body.get("data", []) if isinstance(listed.body, dict) else []
@@ -236,7 +236,7 @@ def _create(log, workspace, model, name, data_type, aliasing=True):
     """Create the attribute in Intercom (when allowed) and return its row, usable or refused."""
     if not settings.INTERCOM_CREATE_ATTRIBUTES:
         return DataAttribute(name=name, usable=False, reason="it does not exist in Intercom")
-    created = log.send("create_data_attribute", model, name, data_type)
+    created = log.intercom.create_data_attribute(model, name, data_type)
     if created.ok:
         return _save(workspace, model, name, usable=True, data_type=data_type)
     if policy.judge(created).outcome != Outcome.FAILED:

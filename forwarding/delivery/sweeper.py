@@ -1,0 +1,110 @@
+"""The sweeper: every RELAY_SWEEP_INTERVAL it returns expired leases to pending, re-enqueues due
+deliveries whose task was lost, fails waits past RELAY_WAIT_FOR_IDENTIFY, releases held names
+when the limit was raised and folds the tallies. One sweep runs at a time."""
+
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.db.models import Q
+from django.utils import timezone
+
+from forwarding import event_names, tallies
+from forwarding.delivery import queue, watchdog
+from forwarding.models import Delivery, EventName, State, SweepRun, WorkerStart
+
+logger = logging.getLogger(__name__)
+
+SWEEP_BATCH = 1000
+SWEEP_QUEUED_BEHIND = 5  # seconds after a sweep ends in which another one is a queued duplicate
+
+
+def worker_started(**kwargs):
+    """django-q2's post_spawn: a worker process (re)started; what was enqueued before may be lost."""
+    try:
+        WorkerStart.objects.update_or_create(name="workers", defaults={"started_at": timezone.now()})
+    except DatabaseError:
+        logger.warning("could not record a worker start", exc_info=True)
+
+
+def lost_tasks(now):
+    """Due deliveries whose task seems lost: for each user only the oldest (the others are
+    blocked behind it and follow when it finishes), unless it was enqueued a moment ago and no
+    worker has restarted since."""
+    grace = now - timedelta(seconds=settings.RELAY_REENQUEUE_AFTER)
+    restart = WorkerStart.objects.values_list("started_at", flat=True).first()
+    if restart is not None and grace < restart <= now:
+        grace = restart
+    candidates = (
+        Delivery.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
+        .order_by("created_at", "pk")
+        .values_list("pk", "user_id", "enqueued_at", "next_attempt_at")[: SWEEP_BATCH * 5]
+    )
+    due, users = [], set()
+    for pk, user_id, enqueued_at, next_attempt_at in candidates:
+        if user_id:
+            if user_id in users:
+                continue
+            users.add(user_id)
+        if enqueued_at is None or enqueued_at < grace or enqueued_at < next_attempt_at:
+            due.append(pk)
+    return due[:SWEEP_BATCH]
+
+
+def sweep_for(seconds, interval):
+    """Sweep every `interval` seconds for `seconds` (the schedule starts this once a minute, so
+    that retries are enqueued within `interval` of being due). Only one runs at a time, and one
+    queued behind it does nothing: after a stall, the schedule's queued sweeps must not hold every
+    worker in turn."""
+    if not start_sweep(seconds):
+        return {"skipped": "a sweep runs, or has just run"}
+    deadline = time.monotonic() + seconds
+    totals = {}
+    try:
+        while True:
+            for key, value in sweep().items():
+                if isinstance(value, int):
+                    totals[key] = totals.get(key, 0) + value
+            watchdog.beat()
+            if time.monotonic() + interval > deadline:
+                return totals
+            time.sleep(interval)
+    finally:
+        SweepRun.objects.filter(name="sweep").update(lease_until=timezone.now())
+
+
+def start_sweep(seconds):
+    """Take the sweeper's run, unless one holds it or one ended a moment ago (a sweep queued
+    behind it: the schedule's next comes about ten seconds after one ends)."""
+    now = timezone.now()
+    SweepRun.objects.get_or_create(name="sweep")
+    free = Q(lease_until=None) | Q(lease_until__lt=now - timedelta(seconds=SWEEP_QUEUED_BEHIND))
+    lease = now + timedelta(seconds=seconds + 30)  # a worker killed mid-sweep frees it soon after
+    return SweepRun.objects.filter(free, name="sweep").update(started_at=now, lease_until=lease) == 1
+
+
+def sweep(now=None):
+    """Return expired leases to pending, re-enqueue due deliveries whose task was lost, and fail
+    waiting deliveries past RELAY_WAIT_FOR_IDENTIFY. Returns counts."""
+    now = now or timezone.now()
+    expired = Delivery.objects.filter(state=State.DELIVERING, lease_expires_at__lt=now).update(
+        state=State.PENDING, next_attempt_at=now, lease_expires_at=None, updated_at=now
+    )
+    due = lost_tasks(now)
+    if due:
+        Delivery.objects.filter(pk__in=due).update(enqueued_at=now)
+        queue.enqueue(due)
+    cutoff = now - timedelta(seconds=settings.RELAY_WAIT_FOR_IDENTIFY)
+    expired_waits = Delivery.objects.filter(state=State.WAITING, created_at__lt=cutoff).update(
+        state=State.FAILED,
+        last_error=f"no identify for this user within RELAY_WAIT_FOR_IDENTIFY ({settings.RELAY_WAIT_FOR_IDENTIFY} s)",
+        error_cause="wait_expired",
+        updated_at=now,
+    )
+    released = []
+    if EventName.objects.filter(held_count__gt=0).exists() and not event_names.usage().full:
+        released = event_names.release_held()  # the limit was raised
+    tallies.fold(now)
+    return {"leases_expired": expired, "enqueued": len(due), "waits_expired": expired_waits, "released": released}
