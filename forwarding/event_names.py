@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from forwarding import counting
+from forwarding import name_counts
 from forwarding.delivery import queue
 from forwarding.models import CallType, Delivery, EventName, EventNameHour, IntercomStatus, NameStatus, State, Trigger
 
@@ -87,9 +87,9 @@ def record_arrivals(calls):
     # in whatever order their UPDATE met the rows would deadlock (PostgreSQL).
     names = EventName.objects.filter(key__in=list(seen)).order_by("pk").select_for_update()
     ids = dict(names.values_list("key", "pk"))
-    counting.add_arrivals({ids[key]: (count, last) for key, (_, count, _, last) in seen.items()})
+    name_counts.add_arrivals({ids[key]: (count, last) for key, (_, count, _, last) in seen.items()})
     hour = {key: last.replace(minute=0, second=0, microsecond=0) for key, (_, _, _, last) in seen.items()}
-    counting.add_to_hours({(ids[key], hour[key]): count for key, (_, count, _, _) in seen.items()})
+    name_counts.add_to_hours({(ids[key], hour[key]): count for key, (_, count, _, _) in seen.items()})
     return keys
 
 
