@@ -34,6 +34,7 @@ LOCAL_APPS = ["dashboard.apps.DashboardConfig", "dashboard.apps.RelayAdminConfig
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
+    "forwarding.ingestion.hosts.JSONBadHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -140,13 +141,23 @@ REST_FRAMEWORK = {
 }
 
 # ------------------------------------------------------------------------------
-# Ingestion limits (bytes)
+# Ingestion limits
 # ------------------------------------------------------------------------------
 RELAY_MAX_MESSAGE_BYTES = envint("RELAY_MAX_MESSAGE_BYTES", 32 * 1024, minimum=1024)
 RELAY_MAX_REQUEST_BYTES = envint("RELAY_MAX_REQUEST_BYTES", 500 * 1024, minimum=1024)
 # RudderStack clients send batches of up to 4 MB.
 RELAY_MAX_RUDDER_REQUEST_BYTES = envint("RELAY_MAX_RUDDER_REQUEST_BYTES", 4 * 1024 * 1024, minimum=1024)
+# A batch with more messages is refused whole (400 too_many_messages) before anything is stored.
 RELAY_MAX_BATCH_MESSAGES = envint("RELAY_MAX_BATCH_MESSAGES", 2500, minimum=1)
+# Rejected messages stored one by one per write key and minute; past it they are only counted,
+# in one row per write key and minute. Kept RELAY_REJECTED_RETENTION_DAYS (they are for debugging).
+RELAY_MAX_REJECTED_PER_MINUTE = envint("RELAY_MAX_REJECTED_PER_MINUTE", 100, minimum=0)
+RELAY_REJECTED_RETENTION_DAYS = envint("RELAY_REJECTED_RETENTION_DAYS", 7, minimum=1)
+# Clock skew is corrected only when sentAt and receivedAt differ by this much or more. A healthy
+# client's request takes seconds to arrive (Segment's server libraries give up after 10-15 s, and
+# they and analytics.js stamp sentAt again on every try; a stalled relay behind a proxy may hold one
+# a minute or two), while a wrong device clock is off by minutes to hours. 0 corrects every gap.
+RELAY_CLOCK_SKEW_THRESHOLD = envduration("RELAY_CLOCK_SKEW_THRESHOLD", "5m")
 DATA_UPLOAD_MAX_MEMORY_SIZE = RELAY_MAX_RUDDER_REQUEST_BYTES + 1024
 # (requests, seconds) per write key and fixed window, from "2000/10s" or "100/m"; None for "off".
 # Shared by every web process: counted in Redis with REDIS_URL, else in the database.

@@ -1,5 +1,6 @@
 """Retention: payloads go after RELAY_PAYLOAD_RETENTION_DAYS, then whole log entries after
-RELAY_LOG_RETENTION_DAYS, in batches. A call whose delivery is not finished is never pruned."""
+RELAY_LOG_RETENTION_DAYS, in batches. A call whose delivery is not finished is never pruned.
+Rejected messages go after RELAY_REJECTED_RETENTION_DAYS."""
 
 from datetime import timedelta
 
@@ -59,7 +60,6 @@ def prune_logs(now=None, batch=BATCH, progress=None):
             done += Call.objects.filter(pk__in=pks).delete()[0]
         if progress:
             progress("log entries", done)
-    RejectedMessage.objects.filter(received_at__lt=cutoff).delete()
     # The 7-day counts need 7 days of hourly buckets.
     EventNameHour.objects.filter(hour__lt=now - timedelta(days=8)).delete()
     # django-q2 keeps failed task results forever.
@@ -67,6 +67,23 @@ def prune_logs(now=None, batch=BATCH, progress=None):
     return done
 
 
+def prune_rejected(now=None, batch=BATCH, progress=None):
+    """Delete rejected messages past RELAY_REJECTED_RETENTION_DAYS; returns how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.RELAY_REJECTED_RETENTION_DAYS)
+    done = 0
+    # In batches: after a flood of bad messages there can be many, and SQLite has one writer.
+    for pks in batches(RejectedMessage.objects.filter(received_at__lt=cutoff).order_by("pk"), batch):
+        done += RejectedMessage.objects.filter(pk__in=pks).delete()[0]
+        if progress:
+            progress("rejected messages", done)
+    return done
+
+
 def prune(now=None, progress=None):
-    """Payloads first, then log entries; returns the counts."""
-    return {"payloads": prune_payloads(now, progress=progress), "log_entries": prune_logs(now, progress=progress)}
+    """Payloads first, then log entries, then rejected messages; returns the counts."""
+    return {
+        "payloads": prune_payloads(now, progress=progress),
+        "log_entries": prune_logs(now, progress=progress),
+        "rejected": prune_rejected(now, progress=progress),
+    }

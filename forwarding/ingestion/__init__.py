@@ -3,5 +3,7 @@
 Each module has one job: `decoding` turns a request body into a JSON object within the size
 limits, `auth` resolves the write key, `timestamps` parses and corrects times, `validation`
 turns raw messages into calls or rejections, `storage` writes them in one transaction,
-`headers` reads the client IP and writes CORS headers, `views` wires them to HTTP.
+`rejections` stores rejections within their per-minute cap, `columns` fits values to their
+columns, `headers` reads the client IP and writes CORS headers, `hosts` answers a Host outside
+DJANGO_ALLOWED_HOSTS with JSON, `views` wires them to HTTP.
 """

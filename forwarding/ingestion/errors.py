@@ -26,6 +26,11 @@ def too_large(message):
     return IngestionError(400, "request_too_large", message)
 
 
+def too_many_messages(message):
+    """A batch over RELAY_MAX_BATCH_MESSAGES, refused whole (400; no client retries it)."""
+    return IngestionError(400, "too_many_messages", message)
+
+
 def invalid_write_key(message):
     """Missing, unknown or inactive write key (401; no client retries it)."""
     return IngestionError(401, "invalid_write_key", message)

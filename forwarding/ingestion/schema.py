@@ -6,9 +6,10 @@ it accepts. It describes exactly what the code does, no more and no less strictl
 passes through untouched (`properties`, `traits`) are any JSON value, ids may be strings or
 numbers, and a batch answers 200 even when some of its messages are rejected (as Segment does).
 Sizes are limits of the encoded text, so they are in the descriptions: 32 KB per message, 500 KB
-per request (4 MB from RudderStack clients), 2500 messages per batch.
+per request (4 MB from RudderStack clients); a batch of more than 2500 messages is refused whole.
 """
 
+from django.conf import settings
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from drf_spectacular.views import SpectacularAPIView
@@ -96,12 +97,14 @@ BATCH = {
     "type": "object",
     "description": (
         "A batch of calls. Each message is validated on its own: an invalid one is recorded as rejected "
-        "and the others are stored, and the answer is still 200 (as Segment answers). Past 2500 messages "
-        "the rest are rejected the same way. At most 500 KB (4 MB from RudderStack clients)."
+        "and the others are stored, and the answer is still 200 (as Segment answers). More than "
+        f"{settings.RELAY_MAX_BATCH_MESSAGES} messages: the whole batch is refused with 400 "
+        "(`too_many_messages`) and nothing is stored. At most 500 KB (4 MB from RudderStack clients)."
     ),
     "properties": {
         "batch": {
             "type": "array",
+            "maxItems": settings.RELAY_MAX_BATCH_MESSAGES,
             "items": {
                 "description": "A call of any type (`type` is required here); see the single-call routes.",
                 "type": "object",
@@ -180,7 +183,10 @@ def error(description):
 
 POST_RESPONSES = {
     200: OpenApiResponse(response={"$ref": REF + "Success"}, description="Stored (committed) before this answer."),
-    400: error("Malformed or over-size: not JSON, not an object, bad gzip, too large, or (single calls) invalid."),
+    400: error(
+        "Malformed or over-size: not JSON, not an object, bad gzip, too large, too many messages, a Host the "
+        "relay does not serve, or (single calls) invalid."
+    ),
     401: error("No write key, an unknown one, or one whose source is inactive."),
     429: error("Over this write key's rate limit (RELAY_INGEST_RATE_LIMIT); wait Retry-After seconds."),
     503: error("The database is unavailable; retry later (Retry-After)."),

@@ -1,11 +1,13 @@
-"""Storing a request's calls and rejections: one transaction, deduplicated on (source, messageId)."""
+"""Storing a request's calls and rejections: one transaction, calls deduplicated on (source, messageId)."""
 
 import logging
 
 from django.db import IntegrityError, transaction
 
 from forwarding import services
-from forwarding.models import Call, RejectedMessage
+from forwarding.ingestion import rejections
+from forwarding.ingestion.columns import cut
+from forwarding.models import Call
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +19,7 @@ LOOKUP_CHUNK = 500
 
 
 def store(source, accepted, rejected, *, received_at):
-    """Store the new calls and the rejections; hand the new calls to the delivery engine.
+    """Store the new calls and the rejections (within their cap); hand the new calls to the delivery engine.
 
     All in one transaction: the caller answers 200 only after it commits. Messages whose
     messageId this source already sent (in an earlier request or earlier in this one) are
@@ -27,8 +29,9 @@ def store(source, accepted, rejected, *, received_at):
         try:
             with transaction.atomic():
                 calls = _insert_new_calls(source, accepted)
-                _insert_rejections(source, rejected, received_at)
                 services.accept(calls)
+                # Last: it locks the source until the commit (see rejections).
+                rejections.record(source, rejected, received_at)
             return calls
         except IntegrityError:
             if attempt == ATTEMPTS:
@@ -63,42 +66,14 @@ def _call(source, message):
         source=source,
         message_id=message.message_id,
         type=message.type,
-        user_id=_cut(message.user_id, "user_id"),
-        anonymous_id=_cut(message.anonymous_id, "anonymous_id"),
-        event=_cut(message.event, "event"),
-        group_id=_cut(message.group_id, "group_id"),
-        email=_cut(message.email, "email"),
+        user_id=cut(Call, "user_id", message.user_id),
+        anonymous_id=cut(Call, "anonymous_id", message.anonymous_id),
+        event=cut(Call, "event", message.event),
+        group_id=cut(Call, "group_id", message.group_id),
+        email=cut(Call, "email", message.email),
         timestamp=message.timestamp,
         original_timestamp=message.original_timestamp,
         sent_at=message.sent_at,
         received_at=message.received_at,
         payload=message.payload,
     )
-
-
-def _insert_rejections(source, rejected, received_at):
-    rows = [
-        RejectedMessage(
-            source=source,
-            code=_cut(rejection.code, "code", RejectedMessage),
-            reason=_cut(_storable(rejection.reason), "reason", RejectedMessage),
-            message_id=_cut(_storable(rejection.message_id), "message_id", RejectedMessage),
-            excerpt=_storable(rejection.excerpt),
-            received_at=received_at,
-        )
-        for rejection in rejected
-    ]
-    RejectedMessage.objects.bulk_create(rows)
-
-
-def _storable(text):
-    """Text any backend stores: a rejected message may hold NUL (PostgreSQL refuses it) or lone surrogates."""
-    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
-
-
-def _cut(value, field_name, model=Call):
-    """The value cut to its column's max_length: an over-long id must not fail the insert.
-
-    The payload keeps the full value.
-    """
-    return value[: model._meta.get_field(field_name).max_length]

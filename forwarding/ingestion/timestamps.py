@@ -29,18 +29,36 @@ def parse(value):
         raise ValueError(f"{value[:100]!r} falls outside the representable dates") from None
 
 
-def corrected(received_at, original_timestamp, sent_at):
-    """The call's timestamp: receivedAt - (sentAt - originalTimestamp), as Segment computes it.
+def corrected(received_at, original_timestamp, sent_at, threshold):
+    """The call's timestamp: originalTimestamp moved by the device's clock skew, when it has one.
 
-    The difference between sentAt and receivedAt is the device's clock skew; without both
-    originalTimestamp and sentAt there is nothing to correct.
+    Segment computes receivedAt - (sentAt - originalTimestamp), taking any gap between sentAt and
+    receivedAt for skew. Here a gap under `threshold` (a timedelta) is transit, not skew: a request
+    delayed on its way must not move the calls it carries. Without originalTimestamp the arrival
+    time stands in; without sentAt there is nothing to correct.
     """
-    if original_timestamp is not None and sent_at is not None:
-        try:
-            return received_at - (sent_at - original_timestamp)
-        except OverflowError:
-            raise ValueError("timestamp correction falls outside the representable dates") from None
-    return original_timestamp or received_at
+    if original_timestamp is None:
+        return received_at
+    if sent_at is None:
+        return original_timestamp
+    try:
+        return original_timestamp - clock_skew(received_at, sent_at, threshold)
+    except OverflowError:
+        raise ValueError("timestamp correction falls outside the representable dates") from None
+
+
+def clock_skew(received_at, sent_at, threshold):
+    """How far ahead the device's clock is (sentAt - receivedAt), in whole seconds; zero under `threshold`.
+
+    Whole seconds: Intercom keeps one event per user, name and second, and only a shift by whole
+    seconds keeps calls that were in different seconds in different seconds (10.9 s and 11.1 s
+    moved by 0.2 s would both land in second 11).
+    """
+    gap = sent_at - received_at
+    if abs(gap) < threshold:
+        return dt.timedelta(0)
+    microseconds = (gap.days * 86_400 + gap.seconds) * 1_000_000 + gap.microseconds
+    return dt.timedelta(seconds=(microseconds + 500_000) // 1_000_000)
 
 
 def to_iso(value):

@@ -8,11 +8,12 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 
 from forwarding.ingestion import timestamps
-from forwarding.ingestion.errors import invalid_request
+from forwarding.ingestion.errors import invalid_request, too_many_messages
 from forwarding.models import CallType
 
 MESSAGE_ID_MAX = 100
@@ -76,11 +77,18 @@ class Invalid(Exception):
 def batch_messages(body, *, received_at, ip):
     """(accepted, rejected) for the body of a batch request; IngestionError for a bad envelope.
 
-    Messages past RELAY_MAX_BATCH_MESSAGES are dropped and recorded as rejected, as Segment does.
+    A batch of more than RELAY_MAX_BATCH_MESSAGES messages is refused whole, before any message is
+    looked at: its sender learns it from the 400, and a flood of tiny messages costs nothing more.
     """
     items = body.get("batch")
     if not isinstance(items, list):
         raise invalid_request("A batch request needs `batch`, a list of messages.")
+    limit = settings.RELAY_MAX_BATCH_MESSAGES
+    if len(items) > limit:
+        raise too_many_messages(
+            f"The batch holds {len(items)} messages, over the limit of {limit}; nothing was stored. "
+            "Send them in smaller batches."
+        )
     for name in ("context", "integrations"):
         # Merged one level down into each message, whose depth is checked as a whole.
         if nested_deeper_than(body.get(name), MAX_DEPTH - 1):
@@ -92,13 +100,10 @@ def batch_messages(body, *, received_at, ip):
         integrations=_envelope_object(body, "integrations"),
         sent_at=body.get("sentAt"),
     )
-    limit = settings.RELAY_MAX_BATCH_MESSAGES
     accepted, rejected = [], []
-    for item in items[:limit]:
+    for item in items:
         result = normalise(item, envelope)
         (rejected if isinstance(result, Rejected) else accepted).append(result)
-    for item in items[limit:]:
-        rejected.append(_rejection(item, "too_many_messages", f"A batch holds at most {limit} messages."))
     return accepted, rejected
 
 
@@ -268,10 +273,11 @@ def _envelope_object(body, name):
 
 def _times(message, envelope):
     received_at = envelope.received_at
+    skew_threshold = timedelta(seconds=settings.RELAY_CLOCK_SKEW_THRESHOLD)
     try:
         original = timestamps.parse(_given(message.get("originalTimestamp"), message.get("timestamp")))
         sent_at = timestamps.parse(_given(message.get("sentAt"), envelope.sent_at))
-        timestamp = timestamps.corrected(received_at, original, sent_at)
+        timestamp = timestamps.corrected(received_at, original, sent_at, skew_threshold)
     except ValueError as exc:
         raise Invalid("invalid_timestamp", f"A timestamp is not valid: {exc}.") from None
     message["timestamp"] = timestamps.to_iso(timestamp)

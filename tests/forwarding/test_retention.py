@@ -1,4 +1,5 @@
-"""Retention: payloads, then log entries, never a call still being delivered; expunge."""
+"""Retention: payloads, then log entries, never a call still being delivered; rejected messages
+after their own, shorter retention; expunge."""
 
 from datetime import timedelta
 
@@ -8,7 +9,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from forwarding import retention, services
-from forwarding.models import Attempt, Call, Delivery, Exchange, State
+from forwarding.models import Attempt, Call, Delivery, Exchange, RejectedMessage, State
 
 pytestmark = pytest.mark.django_db
 
@@ -63,8 +64,29 @@ def test_it_prunes_in_batches_from_the_command(make_call, days_ago, settings, ca
         make_call(received_at=days_ago(11))
     assert retention.prune_payloads(batch=2) == 5 + 3
     call_command("prune")
-    assert "Pruned 0 payloads and 3 log entries." in capsys.readouterr().out
+    assert "Pruned 0 payloads, 3 log entries and 0 rejected messages." in capsys.readouterr().out
     assert Call.objects.count() == 5
+
+
+def test_it_deletes_rejected_messages_after_their_own_retention(source, days_ago, settings):
+    settings.RELAY_REJECTED_RETENTION_DAYS = 7
+    settings.RELAY_LOG_RETENTION_DAYS = 90
+    for days in (8, 8, 8, 30, 6):
+        RejectedMessage.objects.create(source=source[0], code="missing_event", reason="r", received_at=days_ago(days))
+    kept = RejectedMessage.objects.get(received_at__gt=days_ago(7))
+
+    assert retention.prune_rejected(batch=2) == 4
+    assert list(RejectedMessage.objects.all()) == [kept]
+    # The log's own retention (90 days) does not keep them any longer.
+    assert retention.prune()["rejected"] == 0
+
+
+def test_it_keeps_rejected_messages_seven_days_by_default(source, days_ago, settings):
+    assert settings.RELAY_REJECTED_RETENTION_DAYS == 7
+    for days in (7.01, 6.99):
+        RejectedMessage.objects.create(source=source[0], code="invalid_type", reason="r", received_at=days_ago(days))
+    assert retention.prune()["rejected"] == 1
+    assert RejectedMessage.objects.get().received_at == days_ago(6.99)
 
 
 def test_it_refuses_to_resend_a_call_whose_payload_expired(make_call, days_ago, settings):

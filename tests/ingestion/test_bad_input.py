@@ -2,12 +2,14 @@
 
 import gzip
 import json
+import socket
 import zlib
+from urllib.parse import urlsplit
 
 import pytest
 
 from forwarding.models import Call, Delivery, RejectedMessage, Source
-from tests.ingestion.conftest import message
+from tests.ingestion.conftest import basic, message
 
 pytestmark = pytest.mark.django_db
 
@@ -266,15 +268,17 @@ def test_it_keeps_the_good_messages_of_a_batch_and_records_the_bad_one(post, sou
     assert rejected[""].code == "invalid_message"
 
 
-def test_it_drops_messages_past_the_batch_limit_as_segment_does(post, source, settings):
+def test_it_refuses_a_batch_over_the_message_limit_whole(post, source, settings):
     _, key = source
     settings.RELAY_MAX_BATCH_MESSAGES = 3
-    batch = [message(messageId=f"m{i}") for i in range(5)]
-    response = post("/v1/batch", {"batch": batch}, key=key)
-    assert response.status_code == 200
-    assert sorted(Call.objects.values_list("message_id", flat=True)) == ["m0", "m1", "m2"]
-    dropped = RejectedMessage.objects.order_by("message_id")
-    assert [(r.message_id, r.code) for r in dropped] == [("m3", "too_many_messages"), ("m4", "too_many_messages")]
+    batch = [message(messageId=f"m{i}") for i in range(4)]
+    body = assert_error(post("/v1/batch", {"batch": batch}, key=key), 400, "too_many_messages")
+    assert "4 messages" in body["message"] and "3" in body["message"]
+    assert_nothing_stored()
+    assert RejectedMessage.objects.count() == 0
+    # At the limit, the batch is taken.
+    assert post("/v1/batch", {"batch": batch[:3]}, key=key).status_code == 200
+    assert Call.objects.count() == 3
 
 
 def test_it_never_stores_the_write_key_of_a_rejected_message(post, source):
@@ -291,3 +295,42 @@ def test_it_records_a_rejected_message_whatever_text_it_holds(post, source):
     rejected = RejectedMessage.objects.get()
     assert rejected.code == "missing_event"
     assert "\x00" not in rejected.message_id
+
+
+def raw_request(url, head, body):
+    """Send bytes as they are over a socket, stop sending, and read the whole answer: (status, headers, body)."""
+    address = urlsplit(url)
+    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+        sock.sendall(head + b"\r\n\r\n" + body)
+        sock.shutdown(socket.SHUT_WR)  # a client that stops sending, whatever it declared
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head_text, _, content = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head_text.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    return int(status_line.split()[1]), headers, content
+
+
+LIES = {
+    "longer than the body": b"Content-Length: 400",
+    "shorter than the body": b"Content-Length: 10",
+    "not a number": b"Content-Length: twelve",
+    "negative": b"Content-Length: -5",
+    "over the hard cap": b"Content-Length: 99999999",
+    "junk encoding": b"Content-Length: 60\r\nContent-Encoding: gzip, br, \xff",
+}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("lie", LIES, ids=list(LIES))
+def test_a_live_server_answers_json_to_lying_headers(live_server, lie):
+    _, key = Source.create_with_key("Raw")
+    body = b'{"type": "track", "userId": "u", "event": "Caf\xe9"}'  # Latin-1: not UTF-8 either
+    head = b"POST /v1/track?q=%ff%00\xff HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+    head += b"Authorization: " + basic(key).encode() + b"\r\n" + LIES[lie]
+    status, headers, content = raw_request(live_server.url, head, body)
+    assert status == 400, content[:300]
+    assert headers["Content-Type"] == "application/json"
+    assert set(json.loads(content)) == {"code", "message"}
+    assert_nothing_stored()

@@ -60,8 +60,12 @@ def assert_python_calls(source, library):
         assert call.payload["context"]["library"]["name"] == library
         assert call.payload["context"]["ip"] == "127.0.0.1"
         assert call.sent_at is not None
+    for call in calls.values():
+        # The client's clock is the relay's: sentAt is within the skew threshold of the arrival, so
+        # no call is moved.
+        assert call.timestamp == call.original_timestamp
     for call in (identify, group, page):
-        # Made just before they were sent: the corrected time is close to the arrival.
+        # Made just before they were sent: close to the arrival.
         assert call.received_at - call.timestamp < dt.timedelta(seconds=30)
     assert (identify.message_id, identify.email) == ("py-identify-1", "py@example.com")
     assert identify.payload["traits"] == {"email": "py@example.com", "name": "Py"}
@@ -91,6 +95,43 @@ def test_it_stores_what_segment_analytics_python_sends(live_server, live_source,
     finish(client)
     assert errors == []
     assert_python_calls(source, "analytics-python")
+
+
+def test_it_moves_a_skewed_clients_calls_by_whole_seconds_and_keeps_them_apart(
+    live_server, live_source, errors, monkeypatch
+):
+    # A device whose clock is an hour and 0.4 s ahead: segment-analytics-python stamps sentAt with it.
+    import segment.analytics.request as request_module
+    from segment.analytics import Client
+
+    skew = dt.timedelta(hours=1, milliseconds=400)
+
+    class SkewedClock(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime.now(tz) + skew
+
+    monkeypatch.setattr(request_module, "datetime", SkewedClock)
+    _, key = live_source
+    # Two calls of one user and name, 0.2 s apart but in different seconds of the device's clock.
+    second = (dt.datetime.now(dt.UTC) + skew - dt.timedelta(seconds=10)).replace(microsecond=0)
+    made = [second + dt.timedelta(milliseconds=900), second + dt.timedelta(milliseconds=1100)]
+    client = Client(key, host=live_server.url, upload_interval=1, max_retries=1, on_error=lambda e, b: errors.append(e))
+    for n, moment in enumerate(made):
+        client.track("py-user", "Clicked", timestamp=moment, message_id=f"skewed-{n}")
+    finish(client)
+    assert errors == []
+
+    first, later = Call.objects.order_by("message_id")
+    assert first.sent_at == later.sent_at  # one batch, so one shift
+    for call, moment in zip((first, later), made, strict=True):
+        assert call.original_timestamp == moment
+        shift = call.original_timestamp - call.timestamp
+        # The hour and 0.4 s less the transit, in whole seconds.
+        assert shift % dt.timedelta(seconds=1) == dt.timedelta(0)
+        assert abs(shift - dt.timedelta(hours=1)) <= dt.timedelta(seconds=1)
+    # Still in different seconds, a second apart, so Intercom keeps both events.
+    assert later.timestamp.replace(microsecond=0) - first.timestamp.replace(microsecond=0) == dt.timedelta(seconds=1)
 
 
 def test_it_stores_what_rudder_sdk_python_sends_gzipped(live_server, live_source, errors, monkeypatch):

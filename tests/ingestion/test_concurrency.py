@@ -1,18 +1,22 @@
-"""Batches sent at once by several clients over the same event names: all stored, counted once
-each, and none answered with an error. (On PostgreSQL, gunicorn under `make bench` once hit a
+"""Requests at once. Batches sent by several clients over the same event names: all stored, counted
+once each, and none answered with an error. (On PostgreSQL, gunicorn under `make bench` once hit a
 deadlock between two requests counting the same names; the names are now locked in id order
-first. This test checks the outcome; it does not reproduce that interleaving on demand.)"""
+first. This test checks the outcome; it does not reproduce that interleaving on demand.) Batches
+with rejected messages sent at once to a live server: the per-minute cap on their rows holds."""
 
 import json
 import random
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 from django.db import connection
 from django.test import Client
 
-from forwarding.models import Call, Delivery, EventName
-from tests.ingestion.conftest import basic
+from forwarding.models import Call, Delivery, EventName, Source
+from tests.ingestion.conftest import basic, message
+from tests.ingestion.test_floods import per_minute
 
 NAMES = [f"Name {n:02d}" for n in range(20)]
 CLIENTS = 8
@@ -54,3 +58,33 @@ def test_concurrent_batches_over_the_same_names_are_all_stored_and_counted(sourc
     assert Call.objects.count() == Delivery.objects.count() == total
     assert sum(EventName.objects.values_list("total_count", flat=True)) == total
     assert sorted(EventName.objects.values_list("name", flat=True)) == NAMES
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_with_rejections_stay_within_the_cap(live_server, settings):
+    # Threads of the live server, each with its own database connection, store at once.
+    settings.RELAY_MAX_REJECTED_PER_MINUTE = 20
+    source, key = Source.create_with_key("Flood")
+    headers = {"Authorization": basic(key), "Content-Type": "application/json"}
+    # Each round of requests leaves together, so that their transactions overlap.
+    start = threading.Barrier(CLIENTS)
+
+    def send(client_number):
+        statuses = []
+        for request in range(4):
+            # Only rejections: a valid track would lock its event name's row, serialising the requests.
+            batch = [message(messageId=f"c{client_number}-r{request}-{n}", event="") for n in range(25)]
+            start.wait(timeout=60)
+            response = requests.post(f"{live_server.url}/v1/batch", json={"batch": batch}, headers=headers, timeout=60)
+            statuses.append(response.status_code)
+        return statuses
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        statuses = [status for result in pool.map(send, range(CLIENTS)) for status in result]
+
+    assert statuses == [200] * CLIENTS * 4
+    minutes = per_minute(source)
+    # Every rejection is stored or counted, once; per minute at most 20 rows one by one and one summary.
+    assert sum(stored + counted for stored, counted, _ in minutes.values()) == CLIENTS * 4 * 25
+    for stored, _, summaries in minutes.values():
+        assert stored <= 20 and summaries <= 1

@@ -45,8 +45,10 @@ def test_it_stores_an_identify_field_by_field(post, source):
     assert call.original_timestamp == dt.datetime(2024, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
     assert call.sent_at == dt.datetime(2024, 1, 2, 3, 4, 6, 123000, tzinfo=UTC)
     assert before <= call.received_at <= timezone.now()
-    # The device sent it a second after making it.
-    assert call.timestamp == call.received_at - dt.timedelta(seconds=1)
+    # The device sent it a second after making it; its clock is years behind, so the call moves by
+    # that skew, in whole seconds.
+    assert (call.original_timestamp - call.timestamp) % dt.timedelta(seconds=1) == dt.timedelta(0)
+    assert abs(call.timestamp - (call.received_at - dt.timedelta(seconds=1))) <= dt.timedelta(milliseconds=500)
 
     payload = call.payload
     assert payload["traits"] == {"email": "ada@example.com", "name": "Ada"}
@@ -66,9 +68,34 @@ def test_it_corrects_a_device_clock_an_hour_ahead(post, source):
     body = message(timestamp=iso(device_now - dt.timedelta(seconds=30)), sentAt=iso(device_now))
     assert post("/v1/track", body, key=key).status_code == 200
     call = Call.objects.get()
-    assert call.timestamp == call.received_at - dt.timedelta(seconds=30)
-    assert abs(call.timestamp - (timezone.now() - dt.timedelta(seconds=30))) < dt.timedelta(seconds=5)
-    assert call.original_timestamp - call.timestamp > dt.timedelta(minutes=59)
+    # Moved back by the hour (sentAt - receivedAt, which also holds the transit), in whole seconds.
+    gap = call.sent_at - call.received_at
+    assert call.original_timestamp - call.timestamp == dt.timedelta(seconds=round(gap.total_seconds()))
+    assert abs(call.timestamp - (call.received_at - dt.timedelta(seconds=30))) < dt.timedelta(seconds=1)
+    assert abs(call.original_timestamp - call.timestamp - dt.timedelta(hours=1)) <= dt.timedelta(seconds=1)
+
+
+def test_it_keeps_the_device_time_when_the_request_was_only_delayed(post, source):
+    # sentAt 40 s before the arrival (a queue, an outage): transit, not a wrong clock.
+    _, key = source
+    sent = (timezone.now() - dt.timedelta(seconds=40)).replace(microsecond=0)
+    made = sent - dt.timedelta(seconds=2.5)
+    assert post("/v1/track", message(timestamp=iso(made), sentAt=iso(sent)), key=key).status_code == 200
+    call = Call.objects.get()
+    assert call.timestamp == call.original_timestamp == made
+
+
+def test_it_corrects_any_gap_with_a_threshold_of_zero(post, source, settings):
+    _, key = source
+    settings.RELAY_CLOCK_SKEW_THRESHOLD = 0
+    sent = (timezone.now() - dt.timedelta(seconds=40)).replace(microsecond=0)
+    made = sent - dt.timedelta(seconds=2.5)
+    assert post("/v1/track", message(timestamp=iso(made), sentAt=iso(sent)), key=key).status_code == 200
+    call = Call.objects.get()
+    # Moved by the whole 40-odd seconds between sentAt and the arrival, rounded to the second.
+    gap = call.received_at - call.sent_at
+    assert call.timestamp == made + dt.timedelta(seconds=round(gap.total_seconds()))
+    assert dt.timedelta(seconds=40) <= call.timestamp - made <= dt.timedelta(seconds=41)
 
 
 def test_it_uses_the_batch_sent_at_for_every_message(post, source):
@@ -80,10 +107,12 @@ def test_it_uses_the_batch_sent_at_for_every_message(post, source):
     assert post("/v1/batch", {"batch": batch, "sentAt": "2030-05-05T08:00:00Z"}, key=key).status_code == 200
     a, b = Call.objects.order_by("message_id")
     assert a.sent_at == b.sent_at == dt.datetime(2030, 5, 5, 8, tzinfo=UTC)
-    assert a.timestamp == a.received_at
-    # originalTimestamp wins over timestamp; microseconds are kept.
+    # Made when sent: at the arrival, to the whole second (the skew is moved in whole seconds).
+    assert abs(a.timestamp - a.received_at) <= dt.timedelta(milliseconds=500)
+    assert a.timestamp.microsecond == 0
+    # originalTimestamp wins over timestamp; microseconds are kept, and so is the calls' distance.
     assert b.original_timestamp == dt.datetime(2030, 5, 5, 7, 59, 0, 1, tzinfo=UTC)
-    assert b.timestamp == b.received_at - dt.timedelta(seconds=59, microseconds=999999)
+    assert b.timestamp == a.timestamp - dt.timedelta(seconds=59, microseconds=999999)
 
 
 def test_it_keeps_the_original_timestamp_without_sent_at(post, source):

@@ -1,4 +1,4 @@
-"""Properties of the ingestion API under arbitrary input (DESIGN.md §9: bad input gets a clear 4xx
+"""Properties of the ingestion API under arbitrary input (docs/architecture.md: bad input gets a clear 4xx
 JSON error and never a 500; nothing half-stored).
 
 Whatever arrives: the answer is a 200 `{"success": true}` or a 400 `{"code", "message"}`; a refused
@@ -7,6 +7,7 @@ and every message of an accepted batch is either a call or a recorded rejection.
 """
 
 import base64
+import datetime as dt
 import json
 import math
 import zlib
@@ -337,3 +338,40 @@ def test_an_empty_timestamp_is_absent(client, value):
     assert assert_clean_answer(response) == {"success": True}
     call = Call.objects.get(source=source)
     assert call.timestamp == call.received_at
+
+
+def iso(moment):
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@fuzz
+@given(
+    offset=st.timedeltas(min_value=-dt.timedelta(days=30), max_value=dt.timedelta(days=30)),
+    fractions=st.tuples(st.integers(0, 999_999), st.integers(0, 999_999)),
+    seconds_apart=st.integers(1, 3),
+    skew=st.one_of(
+        st.timedeltas(min_value=-dt.timedelta(days=400), max_value=dt.timedelta(days=400)),
+        st.timedeltas(min_value=-dt.timedelta(minutes=6), max_value=dt.timedelta(minutes=6)),
+    ),
+)
+@example(offset=dt.timedelta(0), fractions=(900_000, 100_000), seconds_apart=1, skew=dt.timedelta(hours=1, seconds=0.2))
+def test_two_calls_of_a_batch_in_different_seconds_stay_in_different_seconds(
+    client, offset, fractions, seconds_apart, skew
+):
+    # Intercom keeps one event per user, name and second: calls made in different seconds of the
+    # device's clock must reach it in different seconds, whatever the skew correction does.
+    source, key = fresh_source()
+    base = (dt.datetime.now(dt.UTC) + offset).replace(microsecond=0)
+    made = [
+        base.replace(microsecond=fractions[0]),
+        (base + dt.timedelta(seconds=seconds_apart)).replace(microsecond=fractions[1]),
+    ]
+    batch = [{**VALID, "messageId": f"s-{n}", "originalTimestamp": iso(moment)} for n, moment in enumerate(made)]
+    sent_at = dt.datetime.now(dt.UTC) + skew
+    response = send(client, "/v1/batch", {"batch": batch, "sentAt": iso(sent_at)}, key)
+    assert assert_clean_answer(response) == {"success": True}
+    first, second = (Call.objects.get(source=source, message_id=f"s-{n}") for n in range(2))
+    assert first.original_timestamp - first.timestamp == second.original_timestamp - second.timestamp
+    assert (first.original_timestamp - first.timestamp) % dt.timedelta(seconds=1) == dt.timedelta(0)
+    apart = second.timestamp.replace(microsecond=0) - first.timestamp.replace(microsecond=0)
+    assert apart == dt.timedelta(seconds=seconds_apart)

@@ -74,7 +74,7 @@ def test_it_answers_429_with_retry_after_once_a_key_is_over_its_limit(post, sour
     assert "3 requests in 3600 s" in response.json()["message"]
     assert 1 <= int(response["Retry-After"]) <= 3600
     # A browser client may read the wait.
-    assert response["Access-Control-Allow-Origin"] == "https://shop.example.com"
+    assert response["Access-Control-Allow-Origin"] == "*"
     assert "Retry-After" in response["Access-Control-Expose-Headers"]
     assert sorted(Call.objects.values_list("message_id", flat=True)) == ["m0", "m1", "m2"]
     assert not RejectedMessage.objects.exists()

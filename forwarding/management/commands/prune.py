@@ -11,15 +11,23 @@ from forwarding import retention
 class Command(BaseCommand):
     help = (
         "Removes payloads older than RELAY_PAYLOAD_RETENTION_DAYS, then log entries older than "
-        "RELAY_LOG_RETENTION_DAYS, in batches. Calls still being delivered are kept."
+        "RELAY_LOG_RETENTION_DAYS, then rejected messages older than RELAY_REJECTED_RETENTION_DAYS, "
+        "in batches. Calls still being delivered are kept."
     )
 
     def handle(self, *args, **options):
         payload_days, log_days = settings.RELAY_PAYLOAD_RETENTION_DAYS, settings.RELAY_LOG_RETENTION_DAYS
-        self.stdout.write(f"Payloads are kept {payload_days} days, log entries {log_days} days.")
+        rejected_days = settings.RELAY_REJECTED_RETENTION_DAYS
+        self.stdout.write(
+            f"Payloads are kept {payload_days} days, log entries {log_days} days, "
+            f"rejected messages {rejected_days} days."
+        )
         counts = retention.prune(progress=self.progress)
         self.stdout.write("")
-        self.stdout.write(f"Pruned {counts['payloads']} payloads and {counts['log_entries']} log entries.")
+        self.stdout.write(
+            f"Pruned {counts['payloads']} payloads, {counts['log_entries']} log entries "
+            f"and {counts['rejected']} rejected messages."
+        )
 
     def progress(self, what, done):
         end = "\r" if sys.stdout.isatty() else "\n"
