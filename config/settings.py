@@ -36,6 +36,7 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 MIDDLEWARE = [
     "forwarding.ingestion.hosts.JSONBadHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "dashboard.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -43,6 +44,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "dashboard.middleware.RefuseNulMiddleware",
 ]
 # Ingestion routes have no trailing slash and clients treat a redirect as delivered.
 APPEND_SLASH = False
@@ -116,6 +118,16 @@ SECURE_HSTS_PRELOAD = envbool("DJANGO_HSTS_PRELOAD", False)
 # Behind a TLS-terminating proxy: trust its X-Forwarded-Proto (else every request looks like HTTP
 # and the redirect loops) and its X-Forwarded-For.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("DJANGO_BEHIND_PROXY", False) else None
+
+# Dashboard logins (dashboard.throttle): after this many failed logins of one username, or of one
+# client IP, within RELAY_LOGIN_WINDOW, further attempts are refused without checking the password;
+# counted in Redis with REDIS_URL, else in the database. Behind a proxy the client IP is the first
+# X-Forwarded-For hop (the proxy must set that header, not append to the client's).
+AUTHENTICATION_BACKENDS = ["dashboard.auth.ThrottledModelBackend"]
+RELAY_LOGIN_FAILURES_PER_USER = envint("RELAY_LOGIN_FAILURES_PER_USER", 10, minimum=1)
+RELAY_LOGIN_FAILURES_PER_IP = envint("RELAY_LOGIN_FAILURES_PER_IP", 30, minimum=1)
+RELAY_LOGIN_WINDOW = envduration("RELAY_LOGIN_WINDOW", "15m")
+RELAY_BEHIND_PROXY = envbool("DJANGO_BEHIND_PROXY", False)
 
 # ------------------------------------------------------------------------------
 # Logging: to stderr; the request body and Authorization header are never logged.

@@ -1,13 +1,16 @@
 """ModelAdmins of the dashboard: the list of bulk resends (each one opens its progress page)."""
 
+import re
+
 from django.contrib import admin
 from django.core.paginator import Paginator
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from dashboard.models import BulkResend
+from dashboard.views import RowId
 
 
 class CappedCountPaginator(Paginator):
@@ -49,4 +52,6 @@ class BulkResendAdmin(admin.ModelAdmin):
         return False
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        if not re.fullmatch(RowId.regex, object_id):
+            raise Http404("No such bulk resend.")
         return HttpResponseRedirect(reverse("admin:bulk_resend_job", args=[object_id]))

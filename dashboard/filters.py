@@ -14,8 +14,11 @@ from forwarding.models import CallType, State
 # Relative time ranges offered in the log's sidebar (resolved against "now" on every request).
 RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 RANGE_LABELS = {"1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days"}
-# An exact status ("404"), a class ("5xx") or "none" (no HTTP answer recorded).
-STATUS_PATTERN = re.compile(r"[1-5]\d\d|[1-5]xx|none")
+# An exact status ("404"), a class ("5xx") or "none" (no HTTP answer recorded). ASCII digits
+# only: int() takes "٣" but not "²", and str.isdigit() takes both.
+STATUS_PATTERN = re.compile(r"[1-5][0-9][0-9]|[1-5]xx|none")
+# A row id: ASCII digits that fit the database's 64-bit integer (a longer one matches nothing).
+ID_PATTERN = re.compile(r"[0-9]{1,18}")
 CAUSE_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,50}")
 MAX_TEXT = 255
 # ?warned=1: "has warnings" (the last attempt dropped, cut or renamed something).
@@ -52,6 +55,10 @@ class LogFilter:
             if len(value) > limit:
                 problems.append(f"{name}: longer than {limit} characters")
                 return ""
+            if "\x00" in value:
+                # PostgreSQL refuses NUL in text; no stored value holds one.
+                problems.append(f"{name}: contains a NUL character")
+                return ""
             return value
 
         def choice(name, allowed):
@@ -83,7 +90,7 @@ class LogFilter:
         values["warned"] = warned in YES
         source = text("source")
         if source:
-            if source.isdigit():
+            if ID_PATTERN.fullmatch(source):
                 values["source"] = int(source)
             else:
                 problems.append(f"source: {source!r} is not a source id")
@@ -176,13 +183,14 @@ def _parse_moment(raw):
     """An aware datetime (UTC when no offset is given) from ISO text, or None."""
     try:
         moment = parse_datetime(raw.replace(" ", "T", 1) if "T" not in raw else raw)
-    except ValueError:
+        if moment is None:
+            return None
+        if timezone.is_naive(moment):
+            moment = moment.replace(tzinfo=UTC)
+        # 9999-12-31T23:59-23:59 is past the last UTC moment Python has: OverflowError.
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    if moment is None:
-        return None
-    if timezone.is_naive(moment):
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def _format_moment(moment, sep="T"):

@@ -67,3 +67,21 @@ class BulkResend(models.Model):
         if not self.total:
             return 100 if not self.is_open else 0
         return min(100, round(100 * self.processed / self.total))
+
+
+class LoginFailures(models.Model):
+    """Failed dashboard logins of one username or one client IP in the current window, counted
+    here when Redis does not count them (dashboard.throttle)."""
+
+    # "user:<hash of the username>" or "ip:<address>" (an IPv6 client's /64).
+    key = models.CharField(max_length=64, primary_key=True)
+    failures = models.PositiveIntegerField(default=0)
+    # The window started at its first failure and ends here; an ended one starts again.
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name = "login failures"
+        verbose_name_plural = "login failures"
+
+    def __str__(self):
+        return f"{self.key}: {self.failures} failed logins until {self.expires_at}"

@@ -2,6 +2,7 @@
 by an index; none counts the whole log."""
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +12,7 @@ from django.db import connection
 from django.db.models import BooleanField, Count, ExpressionWrapper, F, Max, Q, Sum, Value
 from django.db.models.functions import Concat
 
-from forwarding.delivery import attributes
+from forwarding.delivery import attributes, watchdog
 from forwarding.event_names import key_of
 from forwarding.mapping import CONTACT_PLACEHOLDER, map_call, planned_requests
 from forwarding.models import (
@@ -177,6 +178,27 @@ def warned_since(since):
     return Delivery.objects.filter(warned=True, created_at__gte=since)
 
 
+# -- workers -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Stall:
+    """The worker clusters are stalled: deliveries are overdue and none has finished a task lately."""
+
+    since: datetime | None  # the last time a worker finished a task; None: none has ever reported
+    hosts: list
+
+
+def stalled_workers(now=None):
+    """A Stall, or None while the workers keep up (watchdog.stalled_clusters: then a single EXISTS
+    on the delivery_due index; a second query reads the clusters' heartbeats only when overdue)."""
+    clusters = watchdog.stalled_clusters(now)
+    if not clusters:
+        return None
+    known = [since for _, since in clusters if since]
+    return Stall(max(known) if known else None, sorted(host for host, _ in clusters if host))
+
+
 # -- data attributes -----------------------------------------------------------------------------
 
 
@@ -217,15 +239,27 @@ def encode_cursor(moment, pk):
     return f"{(moment - EPOCH) // timedelta(microseconds=1)}.{pk}"
 
 
+# microseconds.id, ASCII digits only ("²".isdigit() is true, int("²") fails); the id fits the
+# database's 64-bit integer and the moment Python's datetime (else None: no such position).
+CURSOR_PATTERN = re.compile(r"(-?[0-9]{1,19})\.([0-9]{1,18})")
+
+
 def decode_cursor(text):
     """(datetime, pk) from encode_cursor's text, or None when it is not one."""
-    head, _, tail = (text or "").partition(".")
-    if not (head.lstrip("-").isdigit() and tail.isdigit()):
+    match = CURSOR_PATTERN.fullmatch(text or "")
+    if match is None:
         return None
     try:
-        return EPOCH + timedelta(microseconds=int(head)), int(tail)
+        return EPOCH + timedelta(microseconds=int(match[1])), int(match[2])
     except OverflowError:
         return None
+
+
+def cursor_problem(name, text):
+    """The problem to show for a page position that is given but is none, or ""."""
+    if text and decode_cursor(text) is None:
+        return f"{name}: {text[:60]!r} is not a page position (the newest page is shown)"
+    return ""
 
 
 @dataclass

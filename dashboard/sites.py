@@ -11,6 +11,22 @@ class RelayAdminSite(admin.AdminSite):
     site_title = "Intercom Relay"
     index_title = "Overview"
 
+    @property
+    def login_form(self):
+        from dashboard.auth import LoginForm
+
+        return LoginForm
+
+    def login(self, request, extra_context=None):
+        """The admin's login; an attempt the login throttle refused gets the form with its message,
+        429 and Retry-After (dashboard.throttle)."""
+        response = super().login(request, extra_context)
+        refusal = getattr(request, "relay_login_refusal", None)
+        if refusal is not None:
+            response.status_code = 429
+            response["Retry-After"] = str(refusal.retry_after)
+        return response
+
     def get_urls(self):
         from dashboard.views import urls
 

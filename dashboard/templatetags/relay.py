@@ -13,20 +13,22 @@ register = template.Library()
 
 @register.inclusion_tag("dashboard/includes/banners.html", takes_context=True)
 def relay_banners(context):
-    """On every dashboard page, from the configured connection's status only (one query, shared
-    with the page): red while Intercom refuses the token, amber while it is unreachable."""
+    """On every dashboard page: red while the workers are stalled (one EXISTS while they are not);
+    from the configured connection's status only (one query, shared with the page), red while
+    Intercom refuses the token, amber while it is unreachable."""
     request = context.get("request")
     user = getattr(request, "user", None)
     if user is None or not (user.is_active and user.is_staff):
-        return {"refused": None, "unreachable": None}
-    from dashboard.views.common import intercom_status
+        return {"refused": None, "unreachable": None, "stalled": None}
+    from dashboard.views.common import intercom_status, worker_stall
 
+    stalled = worker_stall(request)
     status = intercom_status(request)
     if status is None:
-        return {"refused": None, "unreachable": None}
+        return {"refused": None, "unreachable": None, "stalled": stalled}
     refused = status if status.auth_failed_at else None
     unreachable = status if status.unreachable_since and not refused else None
-    return {"refused": refused, "unreachable": unreachable}
+    return {"refused": refused, "unreachable": unreachable, "stalled": stalled}
 
 
 @register.filter

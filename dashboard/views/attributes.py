@@ -30,10 +30,10 @@ def urls(site):
 
     return [
         path("attributes/", page(Attributes), name="data_attributes"),
-        path("attributes/<int:pk>/retry/", page(Retry), name="data_attribute_retry"),
-        path("attributes/<int:pk>/alias/", page(SetAlias), name="data_attribute_alias"),
-        path("attributes/<int:pk>/ignore/", page(Ignore), name="data_attribute_ignore"),
-        path("attributes/<int:pk>/unignore/", page(StopIgnoring), name="data_attribute_unignore"),
+        path("attributes/<relay_id:pk>/retry/", page(Retry), name="data_attribute_retry"),
+        path("attributes/<relay_id:pk>/alias/", page(SetAlias), name="data_attribute_alias"),
+        path("attributes/<relay_id:pk>/ignore/", page(Ignore), name="data_attribute_ignore"),
+        path("attributes/<relay_id:pk>/unignore/", page(StopIgnoring), name="data_attribute_unignore"),
     ]
 
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard import bulk, queries
-from dashboard.filters import LogFilter
+from dashboard.filters import ID_PATTERN, LogFilter
 from dashboard.models import BulkResend
 from dashboard.views.common import Action, Page, audit
 
@@ -57,7 +57,7 @@ class Start(Action):
             return HttpResponseRedirect(confirm)
         bulk.start(job)
         audit(request, job, f"Started a bulk resend of {job.total} deliveries: {job.description}.")
-        if expected.isdigit() and int(expected) != job.total:
+        if ID_PATTERN.fullmatch(expected) and int(expected) != job.total:
             changed = f"The count changed since you looked: {job.total} deliveries now, not {expected}."
             messages.warning(request, changed)
         return HttpResponseRedirect(reverse("admin:bulk_resend_job", args=[job.pk]))

@@ -70,6 +70,15 @@ def intercom_status(request):
     return request.relay_intercom_status
 
 
+def worker_stall(request):
+    """queries.stalled_workers() (a Stall or None), read once per request: the banner of every page."""
+    if not hasattr(request, "relay_worker_stall"):
+        from dashboard import queries
+
+        request.relay_worker_stall = queries.stalled_workers()
+    return request.relay_worker_stall
+
+
 def attribute_usage(request):
     """The shown workspace's custom data attributes against Intercom's limit, counted once per
     request (the header's badge and the data-attributes page)."""

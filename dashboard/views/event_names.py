@@ -67,10 +67,10 @@ def urls(site):
 
     return [
         path("event-names/", site.admin_view(page_view), name="event_names"),
-        path("event-names/<int:pk>/archive/", site.admin_view(archive), name="event_name_archive"),
-        path("event-names/<int:pk>/unarchive/", site.admin_view(unarchive), name="event_name_unarchive"),
-        path("event-names/<int:pk>/rename/", site.admin_view(rename), name="event_name_rename"),
-        path("event-names/<int:pk>/release/", site.admin_view(release), name="event_name_release"),
+        path("event-names/<relay_id:pk>/archive/", site.admin_view(archive), name="event_name_archive"),
+        path("event-names/<relay_id:pk>/unarchive/", site.admin_view(unarchive), name="event_name_unarchive"),
+        path("event-names/<relay_id:pk>/rename/", site.admin_view(rename), name="event_name_rename"),
+        path("event-names/<relay_id:pk>/release/", site.admin_view(release), name="event_name_release"),
     ]
 
 

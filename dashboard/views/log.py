@@ -26,6 +26,8 @@ class Log(Page):
         now = timezone.now()
         log_filter, problems = LogFilter.parse(request.GET)
         cursor = request.GET.get("after") or request.GET.get("before") or ""
+        bad_cursor = queries.cursor_problem("after" if request.GET.get("after") else "before", cursor)
+        problems += [bad_cursor] if bad_cursor else []
         page = queries.log_page(log_filter, now, cursor=cursor, newer="before" in request.GET)
         sources = queries.sources()
         base = reverse("admin:delivery_log")

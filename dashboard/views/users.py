@@ -32,6 +32,8 @@ class UserHistory(Page):
         }
         if person is not None:
             cursor = request.GET.get("earlier") or request.GET.get("later") or ""
+            bad_cursor = queries.cursor_problem("earlier" if request.GET.get("earlier") else "later", cursor)
+            context["problems"] = [bad_cursor] if bad_cursor else []
             history = queries.user_history(
                 person, shown_workspace(request), cursor=cursor, newer="later" in request.GET
             )
