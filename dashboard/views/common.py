@@ -89,9 +89,14 @@ def attribute_usage(request):
     return request.relay_attribute_usage
 
 
-def audit(request, obj, message):
+def audit(request, obj, message, flag=CHANGE):
     """Write the action to the admin log (Recent actions, and the object's history)."""
-    LogEntry.objects.log_actions(request.user.pk, [obj], CHANGE, change_message=message, single_object=True)
+    LogEntry.objects.log_actions(request.user.pk, [obj], flag, change_message=message, single_object=True)
+
+
+def gauge_level(fraction, amber_from=0.75, red_from=0.95):
+    """A gauge's colour as a share of its limit fills: green, then amber, then red."""
+    return "red" if fraction >= red_from else "amber" if fraction >= amber_from else "green"
 
 
 def safe_next(request, fallback):

@@ -2,27 +2,21 @@
 registry, and the operators' actions. The rules are forwarding.event_names' verbs; this module only reads and asks."""
 
 from datetime import timedelta
-from functools import wraps
 
 from django.contrib import messages
-from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.models import ADDITION
 from django.core.paginator import Paginator
 from django.db.models import Count, Exists, IntegerField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
 
-from dashboard.views.common import intercom_status
+from dashboard.views.common import Action, Page, audit, can_operate, gauge_level, intercom_status, safe_next
 from forwarding import event_names
 from forwarding.models import EventName, EventNameHour, NameStatus
 
-OPERATE = "forwarding.operate"
 PER_PAGE = 100
 # ?sort=<key> or ?sort=-<key>: the columns the table sorts by, and the field each one orders on.
 SORTS = {
@@ -38,9 +32,6 @@ SORTS = {
     "suppressed": "suppressed_count",
 }
 DEFAULT_SORT = "-last_seen"
-# The gauge turns amber, then red, as the slots fill (fractions of the limit).
-AMBER_FROM = 0.75
-RED_FROM = 0.95
 COLUMNS = [
     ("name", "Name"),
     ("status", "Status"),
@@ -62,23 +53,33 @@ INTERCOM_ARCHIVE_REMINDER = (
 
 
 def urls(site):
-    def page_view(request):
-        return page(request, site)
+    def page(view):
+        return site.admin_view(view.as_view(site=site))
 
     return [
-        path("event-names/", site.admin_view(page_view), name="event_names"),
-        path("event-names/<relay_id:pk>/archive/", site.admin_view(archive), name="event_name_archive"),
-        path("event-names/<relay_id:pk>/unarchive/", site.admin_view(unarchive), name="event_name_unarchive"),
-        path("event-names/<relay_id:pk>/rename/", site.admin_view(rename), name="event_name_rename"),
-        path("event-names/<relay_id:pk>/release/", site.admin_view(release), name="event_name_release"),
+        path("event-names/", page(EventNames), name="event_names"),
+        path("event-names/<relay_id:pk>/archive/", page(Archive), name="event_name_archive"),
+        path("event-names/<relay_id:pk>/unarchive/", page(Unarchive), name="event_name_unarchive"),
+        path("event-names/<relay_id:pk>/rename/", page(Rename), name="event_name_rename"),
+        path("event-names/<relay_id:pk>/release/", page(Release), name="event_name_release"),
     ]
 
 
 # -- the page ------------------------------------------------------------------------------------
 
 
-def page(request, site):
+class EventNames(Page):
     """Usage gauge, Intercom's cap warning, and the registry table (sorted, filtered, paged)."""
+
+    template_name = "dashboard/event_names.html"
+    title = "Event names"
+
+    def get(self, request):
+        return self.render(request, page_context(request))
+
+
+def page_context(request):
+    """The page's own context (the admin's comes from `Page`)."""
     now = timezone.now()
     sort = request.GET.get("sort", DEFAULT_SORT)
     if sort.lstrip("-") not in SORTS:
@@ -100,10 +101,8 @@ def page(request, site):
     names = names.order_by(ordering, "key")
     page_obj = Paginator(names, PER_PAGE).get_page(request.GET.get("page"))
 
-    can_operate = request.user.has_perm(OPERATE)
-    context = {
-        **site.each_context(request),
-        "title": "Event names",
+    operator = can_operate(request.user)
+    return {
         "usage": gauge(event_names.usage()),
         "refused": refused_for_cap(request),
         "page_obj": page_obj,
@@ -118,12 +117,10 @@ def page(request, site):
         "sort": sort,
         "query": query,
         "candidate_days": event_names.ARCHIVE_CANDIDATE_AFTER.days,
-        "can_operate": can_operate,
-        "targets": rename_targets() if can_operate else [],
+        "targets": rename_targets() if operator else [],
         "next": request.get_full_path(),
         "archive_reminder": INTERCOM_ARCHIVE_REMINDER,
     }
-    return TemplateResponse(request, "dashboard/event_names.html", context)
 
 
 def refused_for_cap(request):
@@ -171,13 +168,12 @@ def calls_since(since):
 def gauge(usage):
     """The usage and its colour: green, then amber from 75 %, red from 95 % of the limit."""
     fraction = usage.used / usage.limit if usage.limit else 1
-    level = "red" if fraction >= RED_FROM else "amber" if fraction >= AMBER_FROM else "green"
     return {
         "used": usage.used,
         "limit": usage.limit,
         "free": max(usage.limit - usage.used, 0),
         "percent": usage.percent,
-        "level": level,
+        "level": gauge_level(fraction),
         "full": usage.full,
     }
 
@@ -220,119 +216,102 @@ def rename_targets():
 # -- the operators' actions ----------------------------------------------------------------------
 
 
-def action(verb):
-    """A POST-only action on one name by an operator (403 without the permission), written to
-    the admin log and reported in a message; then back to the page it came from.
+class NameAction(Action):
+    """A POST on one name by an operator, written to the admin log and reported in a message;
+    then back to the page it came from (its sort and filter).
 
     No transaction around it: the verbs take the slot lock themselves, and holding the name's row
     across them would take the two locks in the opposite order to the worker's."""
 
-    def decorator(func):
-        @wraps(func)
-        @require_POST
-        def view(request, pk):
-            if not request.user.has_perm(OPERATE):
-                raise PermissionDenied(f"{verb} needs the operator permission ({OPERATE})")
-            func(request, get_object_or_404(EventName, pk=pk))
-            return HttpResponseRedirect(back(request))
+    def post(self, request, pk):
+        self.act(request, get_object_or_404(EventName, pk=pk))
+        return HttpResponseRedirect(safe_next(request, reverse("admin:event_names")))
 
-        return view
-
-    return decorator
+    def act(self, request, entry):
+        raise NotImplementedError
 
 
-@action("Archive")
-def archive(request, entry):
+class Archive(NameAction):
     """Archive the name (its slot frees, held names move up)."""
-    if entry.status == NameStatus.ARCHIVED:
-        messages.info(request, f"'{entry.name}' is already archived.")
-        return
-    held_before = dict(EventName.objects.filter(held_count__gt=0).values_list("name", "held_count"))
-    released = event_names.archive(entry)
-    done = f"Archived '{entry.name}'"
-    if released:
-        done += "; released " + ", ".join(
-            f"'{name}' ({plural(held_before.get(name, 0), 'held call')})" for name in released
-        )
-    log(request, entry, CHANGE, done)
-    messages.success(request, f"{done}. {INTERCOM_ARCHIVE_REMINDER}")
+
+    def act(self, request, entry):
+        if entry.status == NameStatus.ARCHIVED:
+            messages.info(request, f"'{entry.name}' is already archived.")
+            return
+        held_before = dict(EventName.objects.filter(held_count__gt=0).values_list("name", "held_count"))
+        released = event_names.archive(entry)
+        done = f"Archived '{entry.name}'"
+        if released:
+            done += "; released " + ", ".join(
+                f"'{name}' ({plural(held_before.get(name, 0), 'held call')})" for name in released
+            )
+        audit(request, entry, done)
+        messages.success(request, f"{done}. {INTERCOM_ARCHIVE_REMINDER}")
 
 
-@action("Unarchive")
-def unarchive(request, entry):
+class Unarchive(NameAction):
     """Make the name active again; its suppressed calls are tried again."""
-    if entry.status == NameStatus.ACTIVE:
-        messages.info(request, f"'{entry.name}' is not archived.")
-        return
-    moved = event_names.unarchive(entry)
-    done = f"Unarchived '{entry.name}'"
-    if moved:
-        done += f"; trying {plural(moved, 'suppressed call')} again"
-    log(request, entry, CHANGE, done)
-    entry.refresh_from_db()
-    if entry.slot_used_at is None and event_names.usage().full:
-        messages.warning(request, f"{done}. No slot is free: its calls are held until one frees.")
-    else:
-        messages.success(request, f"{done}.")
+
+    def act(self, request, entry):
+        if entry.status == NameStatus.ACTIVE:
+            messages.info(request, f"'{entry.name}' is not archived.")
+            return
+        moved = event_names.unarchive(entry)
+        done = f"Unarchived '{entry.name}'"
+        if moved:
+            done += f"; trying {plural(moved, 'suppressed call')} again"
+        audit(request, entry, done)
+        entry.refresh_from_db()
+        if entry.slot_used_at is None and event_names.usage().full:
+            messages.warning(request, f"{done}. No slot is free: its calls are held until one frees.")
+        else:
+            messages.success(request, f"{done}.")
 
 
-@action("Rename")
-def rename(request, entry):
+class Rename(NameAction):
     """Forward the name's calls under another (existing or new) name from now on."""
-    new_name = request.POST.get("new_name", "").strip()
-    resend = request.POST.get("resend") == "on"
-    if not new_name:
-        messages.error(request, f"Renaming '{entry.name}' needs a new name.")
-        return
-    if len(new_name) > EventName._meta.get_field("name").max_length:
-        messages.error(request, "An event name is at most 255 characters.")
-        return
-    existed = EventName.objects.filter(key=event_names.key_of(new_name)).exists()
-    try:
-        target, moved = event_names.rename(entry, new_name, resend_held_and_failed=resend)
-    except ValueError as error:
-        messages.error(request, f"Cannot rename '{entry.name}': {error}.")
-        return
-    done = f"Renamed '{entry.name}' to '{target.name}'"
-    if resend:
-        done += f"; resent {plural(moved, 'held or failed call')} under '{target.name}'"
-    if not existed:
-        log(request, target, ADDITION, f"Added as the new name of '{entry.name}'")
-    log(request, entry, CHANGE, done)
-    if target.status == NameStatus.ARCHIVED:
-        messages.warning(request, f"{done}. '{target.name}' is archived: its calls are suppressed.")
-    elif target.slot_used_at is None and event_names.usage().full:
-        messages.warning(request, f"{done}. '{target.name}' has no slot and none is free: its calls are held.")
-    else:
-        messages.success(request, f"{done}.")
+
+    def act(self, request, entry):
+        new_name = request.POST.get("new_name", "").strip()
+        resend = request.POST.get("resend") == "on"
+        if not new_name:
+            messages.error(request, f"Renaming '{entry.name}' needs a new name.")
+            return
+        if len(new_name) > EventName._meta.get_field("name").max_length:
+            messages.error(request, "An event name is at most 255 characters.")
+            return
+        existed = EventName.objects.filter(key=event_names.key_of(new_name)).exists()
+        try:
+            target, moved = event_names.rename(entry, new_name, resend_held_and_failed=resend)
+        except ValueError as error:
+            messages.error(request, f"Cannot rename '{entry.name}': {error}.")
+            return
+        done = f"Renamed '{entry.name}' to '{target.name}'"
+        if resend:
+            done += f"; resent {plural(moved, 'held or failed call')} under '{target.name}'"
+        if not existed:
+            audit(request, target, f"Added as the new name of '{entry.name}'", flag=ADDITION)
+        audit(request, entry, done)
+        if target.status == NameStatus.ARCHIVED:
+            messages.warning(request, f"{done}. '{target.name}' is archived: its calls are suppressed.")
+        elif target.slot_used_at is None and event_names.usage().full:
+            messages.warning(request, f"{done}. '{target.name}' has no slot and none is free: its calls are held.")
+        else:
+            messages.success(request, f"{done}.")
 
 
-@action("Release")
-def release(request, entry):
+class Release(NameAction):
     """Try the name's held calls again now."""
-    moved = event_names.release(entry)
-    done = f"Released {plural(moved, 'held call')} of '{entry.name}'"
-    log(request, entry, CHANGE, done)
-    target = entry.rename_to or entry
-    if moved and target.slot_used_at is None and event_names.usage().full:
-        messages.warning(request, f"{done}. '{target.name}' has no slot and none is free: they will be held again.")
-    else:
-        messages.success(request, f"{done}.")
 
-
-def log(request, entry, flag, message):
-    LogEntry.objects.log_actions(request.user.pk, [entry], flag, change_message=message, single_object=True)
-
-
-def back(request):
-    """The page the action came from (its sort and filter), or the page itself."""
-    target = request.POST.get("next", "")
-    page_url = reverse("admin:event_names")
-    if target.startswith(page_url) and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return page_url
+    def act(self, request, entry):
+        moved = event_names.release(entry)
+        done = f"Released {plural(moved, 'held call')} of '{entry.name}'"
+        audit(request, entry, done)
+        target = entry.rename_to or entry
+        if moved and target.slot_used_at is None and event_names.usage().full:
+            messages.warning(request, f"{done}. '{target.name}' has no slot and none is free: they will be held again.")
+        else:
+            messages.success(request, f"{done}.")
 
 
 def plural(count, noun):

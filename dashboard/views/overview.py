@@ -8,15 +8,13 @@ from django.utils import timezone
 
 from dashboard import charts, queries
 from dashboard.filters import LogFilter
-from dashboard.views.common import Page, intercom_status
+from dashboard.views.common import Page, gauge_level, intercom_status
 from forwarding import event_names, intercom
 
 # Where each group of states leads in the log (the log filters one state at a time).
 GROUP_STATE = {"delivered": "delivered", "in_progress": "pending", "waiting": "waiting", "held": "held"}
 GROUP_STATE |= {"suppressed": "suppressed", "skipped": "skipped", "failed": "failed"}
 # The gauge turns amber, then red, as the slots fill (as on the event-names page).
-AMBER_FROM = 0.75
-RED_FROM = 0.95
 
 
 class Overview(Page):
@@ -117,5 +115,4 @@ def _connection(status):
 
 
 def _level(usage):
-    share = usage.used / usage.limit if usage.limit else 1
-    return "red" if share >= RED_FROM else "amber" if share >= AMBER_FROM else "green"
+    return gauge_level(usage.used / usage.limit if usage.limit else 1)

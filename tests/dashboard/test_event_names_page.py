@@ -400,3 +400,13 @@ def test_actions_need_the_csrf_token(operator):
     response = client.post(action_url("archive", entry), {"csrfmiddlewaretoken": token})
     assert response.status_code == 302
     assert EventName.objects.get(pk=entry.pk).status == NameStatus.ARCHIVED
+
+
+def test_a_staff_user_without_a_role_is_refused_the_page_and_its_actions(db, client):
+    entry = EventName.objects.create(key="ordered", name="Ordered", first_seen_at=timezone.now())
+    user = User.objects.create_user("nobody", "n@example.com", "pw", is_staff=True)
+    client.force_login(user)
+    assert client.get(reverse("admin:event_names")).status_code == 403
+    for name in ("archive", "unarchive", "rename", "release"):
+        assert client.post(reverse(f"admin:event_name_{name}", args=[entry.pk])).status_code == 403
+    assert EventName.objects.get(pk=entry.pk).status == NameStatus.ACTIVE
