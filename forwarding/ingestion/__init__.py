@@ -1,7 +1,8 @@
 """The Segment-compatible ingestion API: decode, authenticate, validate, store.
 
 Each module has one job: `decoding` turns a request body into a JSON object within the size
-limits, `auth` resolves the write key, `timestamps` parses and corrects times, `validation`
+limits, `auth` resolves the write key, `key_limit` counts its requests against
+RELAY_INGEST_RATE_LIMIT, `timestamps` parses and corrects times, `validation`
 turns raw messages into calls or rejections, `storage` writes them in one transaction,
 `rejections` stores rejections within their per-minute cap, `columns` fits values to their
 columns, `headers` reads the client IP and writes CORS headers, `hosts` answers a Host outside

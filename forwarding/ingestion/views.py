@@ -11,7 +11,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from forwarding.ingestion import auth, browser, decoding, ratelimit, storage, validation
+from forwarding.ingestion import auth, browser, decoding, key_limit, storage, validation
 from forwarding.ingestion.errors import IngestionError, invalid_write_key
 from forwarding.ingestion.headers import add_cors_headers, client_ip
 from forwarding.ingestion.schema import IngestionSchema
@@ -72,11 +72,11 @@ def source_and_body(request):
     """
     source = auth.source_from_header(request)
     if source is not None:
-        ratelimit.take(source)
+        key_limit.take(source)
     body = decoding.read_body(request)
     if source is None:
         source = auth.source_from_body(body)
-        ratelimit.take(source)
+        key_limit.take(source)
     return source, body
 
 

@@ -17,7 +17,7 @@ import requests
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import envrate
-from forwarding.ingestion import ratelimit
+from forwarding.ingestion import key_limit
 from forwarding.ingestion.errors import IngestionError
 from forwarding.models import Call, IngestWindow, RejectedMessage, Source
 from tests.ingestion.conftest import basic, message
@@ -102,12 +102,12 @@ def test_it_counts_no_request_with_a_wrong_key(post, source, limited):
 def test_it_lets_a_key_through_again_in_the_next_window(source, limited):
     src, _ = source
     for second in (0, 10, 3599):
-        ratelimit.take(src, now=at(second))
+        key_limit.take(src, now=at(second))
     with pytest.raises(IngestionError) as refused:
-        ratelimit.take(src, now=at(3599.5))
+        key_limit.take(src, now=at(3599.5))
     assert (refused.value.status, refused.value.code) == (429, "rate_limited")
     assert refused.value.headers == {"Retry-After": "1"}
-    ratelimit.take(src, now=at(3600))
+    key_limit.take(src, now=at(3600))
     if not limited:
         # The database keeps one counter per source: the past window's row is gone.
         assert list(IngestWindow.objects.values_list("started_at", "requests")) == [(at(3600), 1)]
@@ -117,9 +117,9 @@ def test_it_lets_a_key_through_again_in_the_next_window(source, limited):
 def test_it_says_how_long_to_wait(source, limited):
     src, _ = source
     for _ in range(3):
-        ratelimit.take(src, now=at(12.2))
+        key_limit.take(src, now=at(12.2))
     with pytest.raises(IngestionError) as refused:
-        ratelimit.take(src, now=at(12.2))
+        key_limit.take(src, now=at(12.2))
     assert refused.value.headers == {"Retry-After": "3588"}
 
 
@@ -141,9 +141,9 @@ def test_it_counts_in_the_database_while_redis_is_unreachable(post, source, sett
     settings.RELAY_INGEST_RATE_LIMIT = (2, 3600)
     settings.REDIS_URL = UNREACHABLE_REDIS
     within_one_window()
-    ratelimit._last_redis_warning = 0.0
+    key_limit._last_redis_warning = 0.0
     _, key = source
-    with caplog.at_level(logging.WARNING, logger="forwarding.ingestion.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="forwarding.ingestion.key_limit"):
         statuses = [post("/v1/track", message(messageId=f"m{index}"), key=key).status_code for index in range(3)]
     assert statuses == [200, 200, 429]
     assert IngestWindow.objects.get().requests == 2
