@@ -410,3 +410,18 @@ def test_a_staff_user_without_a_role_is_refused_the_page_and_its_actions(db, cli
     for name in ("archive", "unarchive", "rename", "release"):
         assert client.post(reverse(f"admin:event_name_{name}", args=[entry.pk])).status_code == 403
     assert EventName.objects.get(pk=entry.pk).status == NameStatus.ACTIVE
+
+
+def test_a_slot_taken_for_a_call_not_yet_delivered_is_shown_unconfirmed(db, viewer_client):
+    now = timezone.now()
+    EventName.objects.create(key="timed out", name="Timed Out", first_seen_at=now, slot_used_at=now)
+    EventName.objects.create(key="sent", name="Sent", first_seen_at=now, slot_used_at=now, delivered_count=3)
+    EventName.objects.create(key="held", name="Held", first_seen_at=now)
+    body = viewer_client.get(reverse("admin:event_names")).content.decode()
+
+    def slot(name):
+        [row] = [row for row in body.split("<tr")[1:] if "field-slot" in row and f">{name}<" in row]
+        cell = re.search(r'class="field-slot">(.*?)</td>', row, re.S).group(1)
+        return re.sub(r"<[^>]+>", "", cell).strip()
+
+    assert (slot("Timed Out"), slot("Sent"), slot("Held")) == ("unconfirmed", "yes", "no")
