@@ -133,7 +133,6 @@ class Sweeper(threading.Thread):
     def run(self):
         from django.db import connection
 
-
         try:
             while not self.stopped.wait(self.interval):
                 sweeper.sweep()
