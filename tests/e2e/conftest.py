@@ -5,6 +5,9 @@ import shutil
 
 import pytest
 from django.contrib.auth.models import Group, User
+from segment.analytics import Client
+
+from tests.dashboard.conftest import ensure_roles
 
 CHROMIUM = os.environ.get("RELAY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -70,3 +73,16 @@ def operator(transactional_db):
 @pytest.fixture
 def viewer(transactional_db):
     return make_user("victor-viewer", "Viewers")
+
+
+@pytest.fixture(autouse=True)
+def roles(transactional_db):
+    """The role groups (the roles migration's; a transactional flush removes them)."""
+    ensure_roles()
+
+
+@pytest.fixture
+def relay(live_server, source, cluster, sandbox):
+    """The Segment client, sending to the live server; a real worker forwards to the sandbox."""
+    _, key = source
+    return Client(key, host=live_server.url, sync_mode=True, max_retries=0)

@@ -10,13 +10,11 @@ import time
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.utils import timezone
-from segment.analytics import Client
 
 from forwarding import intercom, services
 from forwarding.delivery import attributes, connection, loop, queue, workspace
 from forwarding.models import DataAttribute, Delivery, IntercomStatus, State
 from forwarding.sandbox.testing import running_sandbox
-from tests.dashboard.conftest import ensure_roles
 from tests.e2e.conftest import log_in
 from tests.e2e.test_dashboard import demo_traffic, screenshot, settled, url
 from tests.processes import wait_until
@@ -24,18 +22,6 @@ from tests.processes import wait_until
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 INVALID_NAME = "Your name for this attribute must only contain alphanumeric characters"
-
-
-@pytest.fixture(autouse=True)
-def roles(transactional_db):
-    ensure_roles()
-
-
-@pytest.fixture
-def relay(live_server, source, cluster, sandbox):
-    """The Segment client, sending to the live server; a real worker forwards to the sandbox."""
-    _, key = source
-    return Client(key, host=live_server.url, sync_mode=True, max_retries=0)
 
 
 def row(page, name, model="contact"):

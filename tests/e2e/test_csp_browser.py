@@ -7,12 +7,10 @@ and Django's admin widgets run."""
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from segment.analytics import Client
 
 from dashboard.models import BulkResend
 from dashboard.views.calls import REFRESH_SECONDS
 from forwarding.models import Call, Delivery, State
-from tests.dashboard.conftest import ensure_roles
 from tests.e2e.conftest import log_in, make_user
 from tests.e2e.test_dashboard import url, wait_for_states
 from tests.processes import wait_until
@@ -29,17 +27,6 @@ document.addEventListener("securitypolicyviolation", (event) => {
   );
 });
 """
-
-
-@pytest.fixture(autouse=True)
-def roles(transactional_db):
-    ensure_roles()
-
-
-@pytest.fixture
-def relay(live_server, source, cluster, sandbox):
-    _, key = source
-    return Client(key, host=live_server.url, sync_mode=True, max_retries=0)
 
 
 @pytest.fixture

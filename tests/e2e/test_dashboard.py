@@ -15,30 +15,15 @@ from django.contrib.admin.models import LogEntry
 from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
-from segment.analytics import Client
 
 from dashboard.models import BulkResend, JobStatus
 from forwarding.models import Attempt, Delivery, State, Trigger
-from tests.dashboard.conftest import ensure_roles
 from tests.e2e.conftest import log_in
 from tests.processes import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
-
-@pytest.fixture(autouse=True)
-def roles(transactional_db):
-    """The role groups (the roles migration's; a transactional flush removes them)."""
-    ensure_roles()
-
-
-@pytest.fixture
-def relay(live_server, source, cluster, sandbox):
-    """The Segment client, sending to the live server; a real worker forwards to the sandbox."""
-    _, key = source
-    return Client(key, host=live_server.url, sync_mode=True, max_retries=0)
 
 
 def demo_traffic(live_server, source, users=4):
