@@ -67,13 +67,25 @@ _CURRENCY = re.compile(r"[A-Za-z]{3}")
 _TRUE_STRINGS = {"true": True, "false": False}
 
 _NAME_KEYS = ("name",)
-_FIRST_NAME_KEYS = ("firstName", "first_name")
-_LAST_NAME_KEYS = ("lastName", "last_name")
-_SIGNED_UP_KEYS = ("createdAt", "created_at", "signed_up_at")
+# Aliases the peers' Intercom destinations read (RudderStack, Segment Actions): README "Mapping".
+_FIRST_NAME_KEYS = ("firstName", "first_name", "firstname")
+_LAST_NAME_KEYS = ("lastName", "last_name", "lastname")
+_SIGNED_UP_KEYS = ("createdAt", "created_at", "signed_up_at", "created")
+_OWNER_KEYS = ("ownerId", "owner_id")
+_LAST_SEEN_KEYS = ("lastSeenAt", "lastRequestAt", "last_seen_at")
 _UNSUBSCRIBED_KEYS = ("unsubscribedFromEmails", "unsubscribed_from_emails")
 _USER_IDENTITY_KEYS = ("id", "userId", "user_id", "external_id")
 _COMPANY_IDENTITY_KEYS = ("id", "company_id", "groupId")
-_COMPANY_CREATED_KEYS = ("createdAt", "created_at", "remote_created_at")
+_CALLER_IDENTITY_KEYS = ("userId", "anonymousId")  # a group's ids of its caller, never company attributes
+_COMPANY_CREATED_KEYS = ("remoteCreatedAt", "createdAt", "created_at", "created", "remote_created_at")
+DISABLED_REASON = "disabled for Intercom by the call (integrations)"
+ORDER_COMPLETED = "order completed"  # Segment's e-commerce spec: its `total` is the revenue
+# "$1,234.50", "1 234.50 €", "USD 12": a currency symbol or code around digits with thousands separators.
+_MONEY = re.compile(
+    r"(?:[^\d\s.,'-]{1,3}\s?)?"  # a symbol or code before
+    r"(?P<number>\d{1,3}(?:[,' \u00a0]\d{3})*(?:\.\d+)?|\d+(?:\.\d+)?)"
+    r"(?:\s?[^\d\s.,'-]{1,3})?"  # or after
+)
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,8 @@ def map_call(
     group calls (an anonymous call attributed to a user).
     """
     kind = message.get("type")
+    if disabled_by_call(message):
+        return Mapped(skip_reason=DISABLED_REASON)
     notes = _Notes()
     if kind == "identify":
         return _identify(message, notes)
@@ -238,8 +252,14 @@ def _identify(message, notes):
     signed_up_at = _take_time(traits, _SIGNED_UP_KEYS, "traits", notes)
     if signed_up_at is not None:
         contact["signed_up_at"] = signed_up_at
+    owner = _take_int(traits, _OWNER_KEYS, "traits", notes)
+    if owner is not None:
+        contact["owner_id"] = str(owner)  # an admin's id: digits, typed a string by Intercom's 2.16 description
+    last_seen = _take_time(traits, _LAST_SEEN_KEYS, "traits", notes)
     context = message.get("context")
-    if not (isinstance(context, dict) and context.get("active") is False):
+    if last_seen is not None:
+        contact["last_seen_at"] = last_seen
+    elif not (isinstance(context, dict) and context.get("active") is False):
         contact["last_seen_at"] = _timestamp(message)
     unsubscribed = _take_bool(traits, _UNSUBSCRIBED_KEYS, "traits", notes)
     if unsubscribed is not None:
@@ -310,10 +330,14 @@ def _event(message, notes, name, user_id, metadata_of):
 def _track_metadata(message, notes):
     properties = _object(message, "properties", notes)
     entries = _Entries(notes)
-    if "revenue" in properties:
-        price = _price(properties.pop("revenue"), properties.pop("currency", None), notes)
+    revenue_key = "revenue" if "revenue" in properties else None
+    event = message.get("event")
+    if revenue_key is None and "total" in properties and isinstance(event, str) and event.lower() == ORDER_COMPLETED:
+        revenue_key = "total"
+    if revenue_key:
+        price = _price(properties.pop(revenue_key), properties.pop("currency", None), notes, revenue_key)
         if price is not None:
-            entries.add("price", price, "properties.revenue")
+            entries.add("price", price, f"properties.{revenue_key}")
             if "price" in properties:
                 properties.pop("price")
                 notes.add("properties.price", "dropped: price is built from revenue")
@@ -367,6 +391,10 @@ def _company(company_id, traits, path, notes, *, id_source):
     """A POST /companies body from a company's traits (consumed), and its date attributes."""
     traits = dict(traits)
     _drop_identity(traits, _COMPANY_IDENTITY_KEYS, company_id, path, f"company_id comes from {id_source}", notes)
+    for key in _CALLER_IDENTITY_KEYS:
+        if key in traits:
+            traits.pop(key)
+            notes.add(_path(path, key), "dropped: an id of the caller is not a company attribute")
     company = {"company_id": company_id}
     for key in ("name", "plan", "website", "industry"):
         value = _take_string(traits, (key,), path, notes, numbers=True)
@@ -505,11 +533,12 @@ def _drop_identity(traits, keys, own_id, path, reason, notes):
                 notes.add(_path(path, key), f"dropped: {reason}")
 
 
-def _price(revenue, currency, notes):
+def _price(revenue, currency, notes, key="revenue"):
     """Intercom's monetary amount from revenue and currency, or None (with a warning) when it cannot be."""
-    amount = _decimal(revenue)
+    where = f"properties.{key}"
+    amount = _decimal(revenue) if not isinstance(revenue, str) else _money(revenue)
     if amount is None:
-        notes.add("properties.revenue", f"dropped: {_show(revenue)} is not a number; price not sent")
+        notes.add(where, f"dropped: {_show(revenue)} is not a number; price not sent")
         return None
     if currency is None or currency == "":
         code = DEFAULT_CURRENCY
@@ -520,15 +549,15 @@ def _price(revenue, currency, notes):
         return None
     # Checked before multiplying and rounding: Decimal("1e999999") * 100 overflows, quantize cannot take huge values.
     if not 0 < amount < _MAX_AMOUNT:
-        notes.add("properties.revenue", f"dropped: {_show(revenue)} is not a positive amount; price not sent")
+        notes.add(where, f"dropped: {_show(revenue)} is not a positive amount; price not sent")
         return None
     cents = amount * 100
     rounded = cents.quantize(Decimal(1), rounding=ROUND_HALF_UP)
     if rounded == 0:
-        notes.add("properties.revenue", f"dropped: {_show(revenue)} is less than a cent; price not sent")
+        notes.add(where, f"dropped: {_show(revenue)} is less than a cent; price not sent")
         return None
     if abs(cents - rounded) > _CENT_NOISE:
-        notes.add("properties.revenue", f"{_show(revenue)} rounded to {rounded} cents")
+        notes.add(where, f"{_show(revenue)} rounded to {rounded} cents")
     return {"amount": int(rounded), "currency": code}
 
 
@@ -641,6 +670,30 @@ def _cut(value, where, notes):
         notes.add(where, f"cut from {len(value)} to {MAX_STRING_LENGTH} characters")
         return value[:MAX_STRING_LENGTH]
     return value
+
+
+def _money(text):
+    """A Decimal from a numeric string, also with a currency symbol or code and thousands
+    separators ("$1,234.50", "1 234.50 EUR"), else None. A comma is a thousands separator only."""
+    number = _decimal(text)
+    if number is not None:
+        return number
+    match = _MONEY.fullmatch(text.strip())
+    if not match:
+        return None
+    return _decimal(re.sub(r"[,' \u00a0]", "", match.group("number")))
+
+
+def disabled_by_call(message):
+    """Whether the call's `integrations` turn Intercom off: `Intercom: false`, or `All: false`
+    without Intercom turned on (true, or an object of options), as Segment's libraries read it."""
+    integrations = message.get("integrations")
+    if not isinstance(integrations, dict):
+        return False
+    intercom = integrations.get("Intercom")
+    if intercom is False:
+        return True
+    return integrations.get("All") is False and not (intercom is True or isinstance(intercom, dict))
 
 
 def _decimal(value):

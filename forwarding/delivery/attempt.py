@@ -13,7 +13,7 @@ from forwarding import event_names
 from forwarding.delivery import outcomes, sequence
 from forwarding.delivery.exchanges import AttemptLog
 from forwarding.delivery.result import Result
-from forwarding.mapping import Mapped, map_call
+from forwarding.mapping import DISABLED_REASON, Mapped, disabled_by_call, map_call
 from forwarding.models import Call, CallType, ContactLink, Delivery, Outcome, State, Trigger
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,8 @@ def plan(delivery, names=None):
     call = delivery.call
     if call.payload is None:
         return outcomes.finish(delivery, None, Result(Outcome.FAILED, error="payload expired", cause="expired"))
+    if disabled_by_call(call.payload):  # before routing: a call never sent takes no slot
+        return outcomes.finish(delivery, None, Result(Outcome.SKIPPED, error=DISABLED_REASON, cause="skipped"))
     user_id = attribute(delivery, call)
     route = None
     if delivery.event_key and user_id:  # only a call that will be sent takes a slot

@@ -13,6 +13,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from forwarding.mapping import (
+    DISABLED_REASON,
     FORBIDDEN_KEY_CHARACTERS,
     LEAD_REASON,
     PAGE_OFF_REASON,
@@ -1134,3 +1135,103 @@ def test_it_validates_strictly_outside_the_two_relaxations():
     assert not company_validator.is_valid({"company_id": "c", "custom_attributes": {"a": {"b": 1}}})
     assert not contact_validator.is_valid({"signed_up_at": "2020-01-01"})
     assert contact_validator.is_valid({"phone": None})  # nullable, as the description says
+
+
+# --- parity with the peers' Intercom destinations (README "Mapping") ------------------------------
+
+PARITY_IDENTIFY = cases(
+    ("created-to-signed_up_at", identify({"created": "2026-01-02T03:04:05Z"}), contact(signed_up_at=1767323045), []),
+    ("ownerId", identify({"ownerId": 42}), contact(owner_id="42"), []),
+    ("owner_id-string", identify({"owner_id": "42"}), contact(owner_id="42"), []),
+    (
+        "ownerId-not-an-integer",
+        identify({"ownerId": "ada"}),
+        contact(),
+        ['traits.ownerId: dropped: "ada" is not a number'],
+    ),
+    ("lastSeenAt", identify({"lastSeenAt": "2026-01-01T00:00:00Z"}), contact(last_seen_at=1767225600), []),
+    ("lastRequestAt", identify({"lastRequestAt": 1767225600}), contact(last_seen_at=1767225600), []),
+    (
+        "last_seen_at-even-when-inactive",
+        identify({"last_seen_at": 1767225600}, context={"active": False}),
+        contact(last_seen_at=1767225600),
+        [],
+    ),
+    ("firstname-lastname", identify({"firstname": "Ada", "lastname": "Lovelace"}), contact(name="Ada Lovelace"), []),
+)
+
+
+@pytest.mark.parametrize(("message", "expected", "warnings"), PARITY_IDENTIFY)
+def test_it_reads_the_trait_aliases_the_peers_read_and_none_becomes_a_custom_attribute(message, expected, warnings):
+    mapped = map_call(message)
+    assert mapped.contact == expected
+    assert list(mapped.warnings) == warnings
+
+
+PARITY_GROUP = cases(
+    ("remoteCreatedAt", group({"remoteCreatedAt": 1767225600}), {}, company(remote_created_at=1767225600), []),
+    ("created", group({"created": "2026-01-01T00:00:00Z"}), {}, company(remote_created_at=1767225600), []),
+    (
+        "ids-of-the-caller-are-not-company-attributes",
+        group({"userId": "u1", "anonymousId": "a1", "groupId": "org-9", "seats": 3}),
+        {},
+        company(custom_attributes={"seats": 3}),
+        [
+            "traits.userId: dropped: an id of the caller is not a company attribute",
+            "traits.anonymousId: dropped: an id of the caller is not a company attribute",
+        ],
+    ),
+)
+
+
+@pytest.mark.parametrize(("message", "options", "expected", "warnings"), PARITY_GROUP)
+def test_it_reads_the_group_aliases_and_never_makes_ids_company_attributes(message, options, expected, warnings):
+    mapped = map_call(message, **options)
+    assert mapped.company == expected
+    assert list(mapped.warnings) == warnings
+
+
+DISABLED = cases(
+    ("intercom-false", track({}, integrations={"Intercom": False}), True),
+    ("all-false", identify({}, integrations={"All": False}), True),
+    ("all-false-intercom-true", track({}, integrations={"All": False, "Intercom": True}), False),
+    ("all-false-intercom-options", group({}, integrations={"All": False, "Intercom": {"x": 1}}), False),
+    ("other-destination-off", track({}, integrations={"Mixpanel": False}), False),
+    ("integrations-not-an-object", track({}, integrations="no"), False),
+)
+
+
+@pytest.mark.parametrize(("message", "skipped"), DISABLED)
+def test_a_call_that_turns_intercom_off_is_skipped(message, skipped):
+    mapped = map_call(message)
+    assert (mapped.skip_reason == DISABLED_REASON) is skipped
+    assert (planned_requests(mapped) == []) is skipped
+
+
+MONEY = cases(
+    ("dollar-sign-and-thousands", track({"revenue": "$1,234.50"}), {"amount": 123450, "currency": "USD"}, []),
+    ("code-after", track({"revenue": "1 234.50 EUR", "currency": "EUR"}), {"amount": 123450, "currency": "EUR"}, []),
+    ("euro-sign", track({"revenue": "€5"}), {"amount": 500, "currency": "USD"}, []),
+    (
+        "comma-decimal-refused",
+        track({"revenue": "1.234,50"}),
+        None,
+        ['properties.revenue: dropped: "1.234,50" is not a number; price not sent'],
+    ),
+    ("total-of-order-completed", track({"total": 20, "currency": "EUR"}), {"amount": 2000, "currency": "EUR"}, []),
+    ("revenue-before-total", track({"revenue": 5, "total": 20}), {"amount": 500, "currency": "USD"}, []),
+)
+
+
+@pytest.mark.parametrize(("message", "price", "warnings"), MONEY)
+def test_it_reads_revenue_as_the_e_commerce_spec_defines_it(message, price, warnings):
+    mapped = map_call(message)
+    assert mapped.event.get("metadata", {}).get("price") == price
+    assert list(mapped.warnings) == warnings
+    if price is not None and "total" in message["properties"] and "revenue" not in message["properties"]:
+        assert "total" not in mapped.event["metadata"]
+
+
+def test_total_is_revenue_only_for_order_completed():
+    mapped = map_call(track({"total": 20}, event="Checkout Started"))
+    assert mapped.event["metadata"] == {"total": 20}

@@ -1,0 +1,49 @@
+"""Mapping parity through the engine, against the sandbox: what the peers' Intercom destinations
+do, the relay does (README "Mapping")."""
+
+import pytest
+
+from forwarding.delivery import loop, queue, workspace
+from forwarding.mapping import DISABLED_REASON
+from forwarding.models import Delivery, EventName, State
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _one_worker(monkeypatch):
+    monkeypatch.setattr(queue, "enqueue_tasks", lambda tasks: True)
+    workspace.forget()
+    yield
+    workspace.forget()
+
+
+def deliver(*pks):
+    loop.deliver_many(list(pks))
+    return [Delivery.objects.get(pk=pk) for pk in pks]
+
+
+def test_a_call_that_turns_intercom_off_is_skipped_sends_nothing_and_takes_no_slot(store, sandbox):
+    identify = {"type": "identify", "userId": "ann", "traits": {"email": "ann@example.com"}}
+    off = {"type": "track", "userId": "ann", "event": "Secret", "integrations": {"Intercom": False}}
+    all_off = {"type": "track", "userId": "ann", "event": "Quiet", "integrations": {"All": False}}
+    on = {"type": "track", "userId": "ann", "event": "Loud", "integrations": {"All": False, "Intercom": True}}
+
+    identified, *tracked = deliver(*store(identify, off, all_off, on))
+
+    assert [d.state for d in tracked] == [State.SKIPPED, State.SKIPPED, State.DELIVERED]
+    assert tracked[0].last_error == DISABLED_REASON
+    assert [e["event_name"] for e in sandbox.state.events_for("ann")] == ["Loud"]
+    slotted = {entry.name: entry.slot_used_at is not None for entry in EventName.objects.all()}
+    assert slotted == {"Secret": False, "Quiet": False, "Loud": True}
+
+
+def test_an_order_completed_total_with_a_currency_symbol_is_the_price(store, sandbox):
+    identify = {"type": "identify", "userId": "ann", "traits": {"email": "ann@example.com"}}
+    order = {"type": "track", "userId": "ann", "event": "Order Completed", "properties": {"total": "$1,234.50"}}
+
+    deliver(*store(identify, order))
+
+    [event] = sandbox.state.events_for("ann")
+    assert event["metadata"]["price"] == {"amount": 123450, "currency": "USD"}
+    assert "total" not in event["metadata"]
