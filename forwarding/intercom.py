@@ -174,6 +174,12 @@ class Client:
     def upsert_company(self, body):
         return self.request("POST", "/companies", body)
 
+    def find_company(self, company_id):
+        return self.request("GET", "/companies", params={"company_id": company_id})
+
+    def detach_company(self, contact_id, company_id):
+        return self.request("DELETE", f"/contacts/{quote(contact_id, safe='')}/companies/{quote(company_id, safe='')}")
+
     def attach_company(self, contact_id, company_id):
         return self.request("POST", f"/contacts/{quote(contact_id, safe='')}/companies", {"id": company_id})
 

@@ -97,6 +97,7 @@ class Mapped:
     event: dict | None = None  # track, page: POST /events body ("user_id" absent when the call is anonymous)
     company: dict | None = None  # group: POST /companies body
     companies: tuple = ()  # identify with traits.company(ies): POST /companies bodies
+    detach: tuple = ()  # company_ids (groupIds) the contact is detached from: `remove: true`
     warnings: tuple[str, ...] = ()  # one per value dropped, cut, rounded, flattened, joined or renamed
     user_id: str | None = None  # the userId the requests are about (external_id / user_id / the contact to attach)
     date_attributes: frozenset[str] = frozenset()  # contact custom attributes holding dates (Unix seconds)
@@ -172,6 +173,11 @@ def planned_requests(
             intercom_id = company_id
         requests.append(("POST", "/companies", company))
         requests.append(("POST", f"{contact_path}/companies", {"id": intercom_id}))
+    for group_id in mapped.detach:
+        intercom_id = company_id.get(group_id, COMPANY_PLACEHOLDER) if isinstance(company_id, Mapping) else company_id
+        if intercom_id == COMPANY_PLACEHOLDER:
+            requests.append(("GET", f"/companies?company_id={quote(group_id, safe='')}", None))
+        requests.append(("DELETE", f"{contact_path}/companies/{intercom_id}", None))
     return requests
 
 
@@ -265,13 +271,14 @@ def _identify(message, notes):
     if unsubscribed is not None:
         contact["unsubscribed_from_emails"] = unsubscribed
 
-    companies, company_dates = _identify_companies(traits, notes)
+    companies, company_dates, detach = _identify_companies(traits, notes)
     attributes, dates = _attributes(traits, "traits", notes)
     if attributes:
         contact["custom_attributes"] = attributes
     return Mapped(
         contact=contact,
         companies=tuple(companies),
+        detach=tuple(detach),
         warnings=notes.done(),
         user_id=uid,
         date_attributes=frozenset(dates),
@@ -280,7 +287,8 @@ def _identify(message, notes):
 
 
 def _identify_companies(traits, notes):
-    """traits.company (an object or a name) and traits.companies (a list of them) as company bodies."""
+    """traits.company (an object or a name) and traits.companies (a list of them) as company bodies,
+    their date attributes, and the company_ids of those with `remove: true` (to detach)."""
     found = []
     if "company" in traits:
         found.append(("traits.company", traits.pop("company")))
@@ -290,7 +298,7 @@ def _identify_companies(traits, notes):
             found += [(f"traits.companies[{index}]", item) for index, item in enumerate(listed)]
         else:
             notes.add("traits.companies", "dropped: not a list of companies")
-    companies, dates, seen = [], set(), set()
+    companies, dates, seen, detach = [], set(), set(), []
     for path, value in found:
         if isinstance(value, str) and value:
             value = {"name": value}
@@ -308,12 +316,16 @@ def _identify_companies(traits, notes):
             notes.add(path, f"dropped: company {company_id!r} is already listed")
             continue
         seen.add(company_id)
-        if value.pop("remove", None) is not None:
-            notes.add(f"{path}.remove", "ignored: detaching a contact from a company is not supported")
+        remove = value.pop("remove", None)
+        if remove is True:
+            detach.append(company_id)  # detached, never created or attached (as RudderStack does)
+            continue
+        if remove is not None:
+            notes.add(f"{path}.remove", f"ignored: {_show(remove)} is not true")
         company, company_dates = _company(company_id, value, path, notes, id_source="the company's id")
         companies.append(company)
         dates |= company_dates
-    return companies, dates
+    return companies, dates, detach
 
 
 def _event(message, notes, name, user_id, metadata_of):
@@ -382,8 +394,13 @@ def _group(message, notes, user_id):
     if company_id is None:
         return Mapped(skip_reason="group without groupId")
     traits = _object(message, "traits", notes)
-    company, dates = _company(company_id, traits, "traits", notes, id_source="groupId")
     uid = _id_string(user_id) or _id_string(message.get("userId"))
+    remove = traits.pop("remove", None)
+    if remove is True:  # detach the user from the company, never create it (as RudderStack does)
+        return Mapped(detach=(company_id,), warnings=notes.done(), user_id=uid)
+    if remove is not None:
+        notes.add("traits.remove", f"ignored: {_show(remove)} is not true")
+    company, dates = _company(company_id, traits, "traits", notes, id_source="groupId")
     return Mapped(company=company, warnings=notes.done(), user_id=uid, company_date_attributes=frozenset(dates))
 
 

@@ -28,6 +28,8 @@ def send(log, mapped, user_id):
             status = identify(log, mapped, warnings)
         elif mapped.company is not None:
             status = group(log, mapped, user_id, warnings)
+        elif mapped.detach:
+            status = detach_user(log, mapped, user_id)
         else:
             status = track(log, mapped, user_id)
     except Stop as stop:
@@ -71,6 +73,8 @@ def identify(log, mapped, warnings):
         remember_contact(log, external_id, response.body["id"])
     for company in mapped.companies:
         attach(log, response.body["id"], company, warnings, mapped.company_date_attributes)
+    for group_id in mapped.detach:
+        detach(log, response.body["id"], group_id)
     return response.status
 
 
@@ -198,6 +202,31 @@ def attach(log, contact_id, company, warnings, date_keys=frozenset(), user_id=No
     if response.status == 404 and response.error_code == "not_found":
         raise Stop(Result.waiting(response, "Intercom answered User Not Found"))
     return check(response)
+
+
+def detach_user(log, mapped, user_id):
+    """A group call with `remove: true`: the user's contact detached from the company."""
+    contact_id = contact_for(log, user_id)
+    if contact_id is None:
+        raise Stop(Result.waiting(None, "Intercom has no contact for this user yet"))
+    return detach(log, contact_id, mapped.detach[0])
+
+
+def detach(log, contact_id, group_id):
+    """Detach the contact from the company whose company_id is `group_id`; a company Intercom does
+    not know, or one the contact is not attached to, needs nothing."""
+    found = log.intercom.find_company(group_id)
+    if found.status == 404:
+        return found.status
+    check(found)
+    body = found.body if isinstance(found.body, dict) else {}
+    companies = body.get("data") if body.get("type") == "list" else [body]
+    if not companies:
+        return found.status
+    response = log.intercom.detach_company(contact_id, companies[0]["id"])
+    if response.status == 404 and response.error_code == "company_not_found":
+        return response.status
+    return check(response).status
 
 
 def with_attributes(log, model, body, warnings, date_keys=frozenset()):

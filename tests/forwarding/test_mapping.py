@@ -376,11 +376,12 @@ COMPANIES = cases(
         [{"company_id": "c1"}],
         ["traits.company.company_id: dropped: company_id comes from the company's id"],
     ),
+    ("company-remove-detaches", identify({"company": {"id": "c1", "remove": True}}), [], []),
     (
-        "company-remove-ignored",
-        identify({"company": {"id": "c1", "remove": True}}),
+        "company-remove-not-true",
+        identify({"company": {"id": "c1", "remove": "yes"}}),
         [{"company_id": "c1"}],
-        ["traits.company.remove: ignored: detaching a contact from a company is not supported"],
+        ['traits.company.remove: ignored: "yes" is not true'],
     ),
     (
         "company-nested-attribute",
@@ -1235,3 +1236,26 @@ def test_it_reads_revenue_as_the_e_commerce_spec_defines_it(message, price, warn
 def test_total_is_revenue_only_for_order_completed():
     mapped = map_call(track({"total": 20}, event="Checkout Started"))
     assert mapped.event["metadata"] == {"total": 20}
+
+
+DETACH = cases(
+    ("identify-company-remove", identify({"company": {"id": "c1", "remove": True}}), ("c1",)),
+    (
+        "identify-companies-remove-one",
+        identify({"companies": [{"id": "c1", "remove": True}, {"id": "c2"}]}),
+        ("c1",),
+    ),
+    ("group-remove", group({"remove": True, "name": "Initech"}), ("org-9",)),
+    ("group-without-remove", group({"name": "Initech"}), ()),
+)
+
+
+@pytest.mark.parametrize(("message", "detach"), DETACH)
+def test_a_company_with_remove_is_detached_and_never_created(message, detach):
+    mapped = map_call(message)
+    assert mapped.detach == detach
+    created = [c["company_id"] for c in ((mapped.company,) if mapped.company else mapped.companies)]
+    assert not set(created) & set(detach)
+    requests = planned_requests(mapped, contact_id="abc", company_id={})
+    deletes = [path for method, path, _ in requests if method == "DELETE"]
+    assert deletes == ["/contacts/abc/companies/{company_id}" for _ in detach]

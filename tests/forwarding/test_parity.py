@@ -47,3 +47,27 @@ def test_an_order_completed_total_with_a_currency_symbol_is_the_price(store, san
     [event] = sandbox.state.events_for("ann")
     assert event["metadata"]["price"] == {"amount": 123450, "currency": "USD"}
     assert "total" not in event["metadata"]
+
+
+def test_a_company_with_remove_is_detached_and_an_unknown_one_needs_nothing(store, sandbox):
+    def identify(**traits):
+        return {"type": "identify", "userId": "ann", "traits": {"email": "ann@example.com", **traits}}
+
+    deliver(*store(identify(companies=[{"id": "acme", "name": "Acme"}, {"id": "initech", "name": "Initech"}])))
+    contact = sandbox.state.contact_by_external_id("ann")
+    ids = {c["company_id"]: c["id"] for c in sandbox.state.companies}
+    assert len(sandbox.state.attachments) == 2
+
+    removed = deliver(
+        *store(
+            identify(company={"id": "acme", "remove": True}),
+            {"type": "group", "userId": "ann", "groupId": "initech", "traits": {"remove": True}},
+            {"type": "group", "userId": "ann", "groupId": "never-seen", "traits": {"remove": True}},
+        )
+    )
+
+    assert [d.state for d in removed] == [State.DELIVERED] * 3
+    assert sandbox.state.attachments == []
+    assert {c["company_id"] for c in sandbox.state.companies} == {"acme", "initech"}  # none created
+    deletes = [r["path"] for r in sandbox.requests if r["method"] == "DELETE"]
+    assert deletes == [f"/contacts/{contact['id']}/companies/{ids[name]}" for name in ("acme", "initech")]
