@@ -268,6 +268,11 @@ def _identify(message, notes):
     elif not (isinstance(context, dict) and context.get("active") is False):
         contact["last_seen_at"] = _timestamp(message)
     unsubscribed = _take_bool(traits, _UNSUBSCRIBED_KEYS, "traits", notes)
+    options = (
+        (message.get("integrations") or {}).get("Intercom") if isinstance(message.get("integrations"), dict) else None
+    )
+    if unsubscribed is None and isinstance(options, dict):  # integrations.Intercom's options (Segment's)
+        unsubscribed = _take_bool(dict(options), _UNSUBSCRIBED_KEYS, "integrations.Intercom", notes)
     if unsubscribed is not None:
         contact["unsubscribed_from_emails"] = unsubscribed
 

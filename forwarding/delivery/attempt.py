@@ -65,7 +65,7 @@ def plan(delivery, names=None):
     )
     if mapped.skip_reason:
         return outcomes.finish(delivery, None, Result(Outcome.SKIPPED, error=mapped.skip_reason, cause="skipped"))
-    if not user_id:
+    if not user_id and mapped.company is None:  # an anonymous group creates its company at once
         reason = "anonymous call: waiting for an identify with this anonymousId"
         return outcomes.finish(delivery, None, Result(Outcome.WAITING, error=reason, cause="anonymous"))
     return Plan(delivery, mapped, user_id, route)

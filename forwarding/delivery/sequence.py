@@ -14,6 +14,7 @@ from forwarding.delivery.result import Result, Stop
 from forwarding.models import CompanyLink, ContactLink, Outcome
 
 EXISTING_ID = re.compile(r"id=([0-9a-zA-Z]+)")
+ANONYMOUS_GROUP = "anonymous group: the company is created; attaching waits for an identify with this anonymousId"
 
 
 def send(log, mapped, user_id):
@@ -167,6 +168,9 @@ def track(log, mapped, user_id):
 
 
 def group(log, mapped, user_id, warnings):
+    if not user_id:  # the company needs no contact: created now, attached once the user is known
+        upsert_company(log, mapped.company, warnings, mapped.company_date_attributes)
+        raise Stop(Result(Outcome.WAITING, error=ANONYMOUS_GROUP, cause="anonymous"))
     contact_id = contact_for(log, user_id)
     if contact_id is None:
         raise Stop(Result.waiting(None, "Intercom has no contact for this user yet"))
@@ -177,6 +181,20 @@ def group(log, mapped, user_id, warnings):
 def attach(log, contact_id, company, warnings, date_keys=frozenset(), user_id=None):
     """Create or update the company, then attach the contact to it. A contact or company Intercom
     no longer knows is resolved again once (`user_id`: the contact's, when it may be looked up)."""
+    company_id = upsert_company(log, company, warnings, date_keys)
+    response = log.intercom.attach_company(contact_id, company_id)
+    if response.status == 404 and response.error_code == "not_found" and user_id:
+        forget_contact(log, user_id)  # the cached contact is gone: look again, and try once more
+        contact_id = contact_for(log, user_id)
+        if contact_id is not None:
+            response = log.intercom.attach_company(contact_id, company_id)
+    if response.status == 404 and response.error_code == "not_found":
+        raise Stop(Result.waiting(response, "Intercom answered User Not Found"))
+    return check(response)
+
+
+def upsert_company(log, company, warnings, date_keys=frozenset()):
+    """Create or update the company (its attributes created first); returns Intercom's id."""
     group_id = company["company_id"]
     for last_try in (False, True):
         notes = []
@@ -193,15 +211,7 @@ def attach(log, contact_id, company, warnings, date_keys=frozenset(), user_id=No
     CompanyLink.objects.update_or_create(
         workspace=log.workspace, group_id=group_id, defaults={"company_id": company_id, "updated_at": timezone.now()}
     )
-    response = log.intercom.attach_company(contact_id, company_id)
-    if response.status == 404 and response.error_code == "not_found" and user_id:
-        forget_contact(log, user_id)  # the cached contact is gone: look again, and try once more
-        contact_id = contact_for(log, user_id)
-        if contact_id is not None:
-            response = log.intercom.attach_company(contact_id, company_id)
-    if response.status == 404 and response.error_code == "not_found":
-        raise Stop(Result.waiting(response, "Intercom answered User Not Found"))
-    return check(response)
+    return company_id
 
 
 def detach_user(log, mapped, user_id):

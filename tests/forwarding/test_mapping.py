@@ -1259,3 +1259,23 @@ def test_a_company_with_remove_is_detached_and_never_created(message, detach):
     requests = planned_requests(mapped, contact_id="abc", company_id={})
     deletes = [path for method, path, _ in requests if method == "DELETE"]
     assert deletes == ["/contacts/abc/companies/{company_id}" for _ in detach]
+
+
+INTERCOM_OPTIONS = cases(
+    (
+        "option-unsubscribed",
+        identify({}, integrations={"Intercom": {"unsubscribedFromEmails": True}}),
+        contact(unsubscribed_from_emails=True),
+    ),
+    (
+        "trait-wins-over-option",
+        identify({"unsubscribedFromEmails": False}, integrations={"Intercom": {"unsubscribedFromEmails": True}}),
+        contact(unsubscribed_from_emails=False),
+    ),
+    ("intercom-true-has-no-options", identify({}, integrations={"Intercom": True}), contact()),
+)
+
+
+@pytest.mark.parametrize(("message", "expected"), INTERCOM_OPTIONS)
+def test_it_reads_the_options_of_integrations_intercom(message, expected):
+    assert map_call(message).contact == expected

@@ -71,3 +71,21 @@ def test_a_company_with_remove_is_detached_and_an_unknown_one_needs_nothing(stor
     assert {c["company_id"] for c in sandbox.state.companies} == {"acme", "initech"}  # none created
     deletes = [r["path"] for r in sandbox.requests if r["method"] == "DELETE"]
     assert deletes == [f"/contacts/{contact['id']}/companies/{ids[name]}" for name in ("acme", "initech")]
+
+
+def test_an_anonymous_group_creates_its_company_at_once_and_attaches_after_the_identify(store, sandbox):
+    grouped = {"type": "group", "anonymousId": "anon-1", "groupId": "acme", "traits": {"name": "Acme", "seats": 3}}
+    [waiting] = deliver(*store(grouped))
+
+    assert waiting.state == State.WAITING
+    [company] = sandbox.state.companies
+    assert (company["company_id"], company["name"], company["custom_attributes"]) == ("acme", "Acme", {"seats": 3})
+    assert sandbox.state.attachments == []
+
+    identify = {"type": "identify", "userId": "ann", "anonymousId": "anon-1", "traits": {"email": "ann@example.com"}}
+    deliver(*store(identify))
+    [released] = deliver(waiting.pk)
+
+    assert released.state == State.DELIVERED
+    contact = sandbox.state.contact_by_external_id("ann")
+    assert sandbox.state.attachments == [{"contact_id": contact["id"], "company_id": company["id"]}]
