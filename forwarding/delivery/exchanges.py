@@ -12,10 +12,6 @@ from forwarding.delivery import connection, limiter
 from forwarding.models import Attempt, Exchange, Outcome
 from forwarding.models.deliveries import BODY_LIMIT
 
-# The limiter's windows are 10 seconds; a worker waits for the next one rather than fail.
-LIMITER_POLL_SECONDS = 2.0
-LIMITER_MAX_WAIT_SECONDS = 30.0
-
 
 def cut(value):
     """Text of a body, cut to the stored limit."""
@@ -45,7 +41,7 @@ class AttemptLog:
     def before_request(self):
         """Write the exchange before, and wait until the shared limiter allows a request."""
         self._write_exchange()
-        self._wait_for_limiter()
+        limiter.wait()
 
     def after_request(self, response):
         """Tell the limiter and the connection status, and keep the exchange to write."""
@@ -68,16 +64,6 @@ class AttemptLog:
         if self.unwritten is not None:
             self.unwritten.save(force_insert=True)
             self.unwritten = None
-
-    def _wait_for_limiter(self):
-        waited = 0.0
-        while waited < LIMITER_MAX_WAIT_SECONDS:
-            wait = limiter.wait_seconds()
-            if wait <= 0:
-                return
-            pause = min(wait, LIMITER_POLL_SECONDS)
-            time.sleep(pause)
-            waited += pause
 
     def outcome_fields(self, result):
         """The attempt's fields its outcome sets (written by `finish`, or by the buffer)."""

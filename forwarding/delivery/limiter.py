@@ -34,6 +34,24 @@ PROBE_WAIT_SECONDS = 0.01
 _held = {"tokens": 0, "reset_at": None, "until": 0.0}
 
 
+# The windows are 10 seconds; a worker waits for the next one rather than fail.
+WAIT_POLL_SECONDS = 2.0
+WAIT_AT_MOST_SECONDS = 30.0
+
+
+def wait():
+    """Wait until the shared window allows one more request (at most WAIT_AT_MOST_SECONDS): every
+    request to Intercom goes through here, GET /me included."""
+    waited = 0.0
+    while waited < WAIT_AT_MOST_SECONDS:
+        seconds = wait_seconds()
+        if seconds <= 0:
+            return
+        pause = min(seconds, WAIT_POLL_SECONDS)
+        time.sleep(pause)
+        waited += pause
+
+
 def wait_seconds(now=None):
     """Take one request from the current window: 0 to go now, else seconds until it resets."""
     now = now or timezone.now()

@@ -7,7 +7,7 @@ import logging
 from django.db import transaction
 
 from forwarding import intercom
-from forwarding.delivery import connection
+from forwarding.delivery import connection, limiter
 from forwarding.models import CompanyLink, ContactLink, DataAttribute, IntercomStatus
 
 logger = logging.getLogger(__name__)
@@ -21,7 +21,9 @@ def current(client=None):
     key = connection.config_key()
     if key in _known:
         return _known[key]
+    limiter.wait()  # GET /me counts against Intercom's rate limit like any request
     response = (client or intercom.client()).me()
+    limiter.observe(response)
     connection.note(response)
     if not response.ok:
         return response
