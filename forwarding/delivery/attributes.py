@@ -66,8 +66,7 @@ def written(log, workspace, model, values, warnings, date_keys=frozenset()):
         if row.alias:
             target = _alias_target(log, workspace, model, row, types.get(name, "string"))
             if target is not None:
-                why = _alias_reason(model) if row.alias == alias_for(model, name) else "an operator set this alias"
-                warnings.append(f"custom attribute {name!r} written as {row.alias!r}: {why}")
+                warnings.append(_alias_warning(model, name, row.alias))
                 kept[row.alias] = value
                 traits.append(name)
                 continue
@@ -99,8 +98,7 @@ def preview(workspace, model, values):
         elif row.ignored:
             continue
         elif row.alias:
-            why = _alias_reason(model) if row.alias == alias_for(model, name) else "an operator set this alias"
-            warnings.append(f"custom attribute {name!r} written as {row.alias!r}: {why}")
+            warnings.append(_alias_warning(model, name, row.alias))
             kept[row.alias] = value
         else:
             warnings.append(f"custom attribute {name!r} dropped: {row.reason or 'Intercom refused to create it'}")
@@ -225,6 +223,12 @@ def _alias_target(log, workspace, model, row, data_type):
     if target is None or _needs_creation(target):
         target = _create(log, workspace, model, row.alias, data_type, aliasing=False)
     return target if target.usable and not target.alias else None
+
+
+def _alias_warning(model, name, alias):
+    """The warning of a trait written under an alias: the relay's, or an operator's."""
+    why = _alias_reason(model) if alias == alias_for(model, name) else "an operator set this alias"
+    return f"custom attribute {name!r} written as {alias!r}: {why}"
 
 
 def _alias_reason(model):

@@ -13,6 +13,7 @@ the end of the task."""
 
 import time
 from collections import Counter, defaultdict
+from functools import lru_cache
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -61,7 +62,7 @@ class OutcomeBuffer:
 
     def _keep(self, model, fields, pk):
         columns = tuple(sorted(fields))
-        values = [model._meta.get_field(name).get_db_prep_save(fields[name], connection) for name in columns]
+        values = [field.get_db_prep_save(fields[field.name], connection) for field in model_fields(model, columns)]
         self.rows[(model, columns)].append((*values, pk))
 
     def flush(self):
@@ -78,8 +79,15 @@ class OutcomeBuffer:
         self._clear()
 
 
+@lru_cache(maxsize=8)
+def model_fields(model, columns):
+    """The fields named `columns` of `model` (looked up once per process, not per row)."""
+    return tuple(model._meta.get_field(name) for name in columns)
+
+
+@lru_cache(maxsize=8)
 def update_sql(model, columns):
     """UPDATE of `columns` of one row of `model` by its primary key."""
     meta = model._meta
-    assignments = ", ".join(f"{meta.get_field(name).column} = %s" for name in columns)
+    assignments = ", ".join(f"{field.column} = %s" for field in model_fields(model, columns))
     return f"UPDATE {meta.db_table} SET {assignments} WHERE {meta.pk.column} = %s"
