@@ -575,7 +575,7 @@ def _plan(detail, workspace):
             or ""
         )
     companies = [mapped.company] if mapped.company is not None else list(mapped.companies)
-    group_ids = [company["company_id"] for company in companies]
+    group_ids = [company["company_id"] for company in companies] + list(mapped.detach)
     if group_ids:
         detail.companies = dict(
             CompanyLink.objects.filter(workspace=workspace, group_id__in=group_ids).values_list(

@@ -183,6 +183,9 @@ class Client:
     def attach_company(self, contact_id, company_id):
         return self.request("POST", f"/contacts/{quote(contact_id, safe='')}/companies", {"id": company_id})
 
+    def tag_company(self, name, company_id):
+        return self.request("POST", "/tags", {"name": name, "companies": [{"id": company_id}]})
+
     def list_data_attributes(self, model=None):
         return self.request("GET", "/data_attributes", params={"model": model} if model else None)
 

@@ -79,7 +79,10 @@ _COMPANY_IDENTITY_KEYS = ("id", "company_id", "groupId")
 _CALLER_IDENTITY_KEYS = ("userId", "anonymousId")  # a group's ids of its caller, never company attributes
 _COMPANY_CREATED_KEYS = ("remoteCreatedAt", "createdAt", "created_at", "created", "remote_created_at")
 DISABLED_REASON = "disabled for Intercom by the call (integrations)"
-ORDER_COMPLETED = "order completed"  # Segment's e-commerce spec: its `total` is the revenue
+ORDER_COMPLETED = "order completed"
+# A page event's metadata, in this order (README "Mapping"); name and category may be the call's own.
+PAGE_FIELDS = ("url", "path", "title", "name", "referrer", "search", "category")
+_CALL_PAGE_FIELDS = ("name", "category")  # Segment's e-commerce spec: its `total` is the revenue
 # "$1,234.50", "1 234.50 €", "USD 12": a currency symbol or code around digits with thousands separators.
 _MONEY = re.compile(
     r"(?:[^\d\s.,'-]{1,3}\s?)?"  # a symbol or code before
@@ -98,6 +101,7 @@ class Mapped:
     company: dict | None = None  # group: POST /companies body
     companies: tuple = ()  # identify with traits.company(ies): POST /companies bodies
     detach: tuple = ()  # company_ids (groupIds) the contact is detached from: `remove: true`
+    tags: tuple = ()  # (company_id, tag name): the companies' `tags`, each a POST /tags after the company
     warnings: tuple[str, ...] = ()  # one per value dropped, cut, rounded, flattened, joined or renamed
     user_id: str | None = None  # the userId the requests are about (external_id / user_id / the contact to attach)
     date_attributes: frozenset[str] = frozenset()  # contact custom attributes holding dates (Unix seconds)
@@ -172,11 +176,14 @@ def planned_requests(
         else:
             intercom_id = company_id
         requests.append(("POST", "/companies", company))
+        for group_id, tag in mapped.tags:
+            if group_id == company["company_id"]:
+                requests.append(("POST", "/tags", {"name": tag, "companies": [{"id": intercom_id}]}))
         requests.append(("POST", f"{contact_path}/companies", {"id": intercom_id}))
     for group_id in mapped.detach:
         intercom_id = company_id.get(group_id, COMPANY_PLACEHOLDER) if isinstance(company_id, Mapping) else company_id
-        if intercom_id == COMPANY_PLACEHOLDER:
-            requests.append(("GET", f"/companies?company_id={quote(group_id, safe='')}", None))
+        # Always looked up first: a company the contact leaves may be gone from Intercom, and needs nothing then.
+        requests.append(("GET", f"/companies?company_id={quote(group_id, safe='')}", None))
         requests.append(("DELETE", f"{contact_path}/companies/{intercom_id}", None))
     return requests
 
@@ -276,7 +283,7 @@ def _identify(message, notes):
     if unsubscribed is not None:
         contact["unsubscribed_from_emails"] = unsubscribed
 
-    companies, company_dates, detach = _identify_companies(traits, notes)
+    companies, company_dates, detach, tags = _identify_companies(traits, notes)
     attributes, dates = _attributes(traits, "traits", notes)
     if attributes:
         contact["custom_attributes"] = attributes
@@ -284,6 +291,7 @@ def _identify(message, notes):
         contact=contact,
         companies=tuple(companies),
         detach=tuple(detach),
+        tags=tuple(tags),
         warnings=notes.done(),
         user_id=uid,
         date_attributes=frozenset(dates),
@@ -303,7 +311,7 @@ def _identify_companies(traits, notes):
             found += [(f"traits.companies[{index}]", item) for index, item in enumerate(listed)]
         else:
             notes.add("traits.companies", "dropped: not a list of companies")
-    companies, dates, seen, detach = [], set(), set(), []
+    companies, dates, seen, detach, tags = [], set(), set(), [], []
     for path, value in found:
         if isinstance(value, str) and value:
             value = {"name": value}
@@ -327,10 +335,11 @@ def _identify_companies(traits, notes):
             continue
         if remove is not None:
             notes.add(f"{path}.remove", f"ignored: {_show(remove)} is not true")
-        company, company_dates = _company(company_id, value, path, notes, id_source="the company's id")
+        company, company_dates, company_tags = _company(company_id, value, path, notes, id_source="the company's id")
         companies.append(company)
         dates |= company_dates
-    return companies, dates, detach
+        tags += company_tags
+    return companies, dates, detach, tags
 
 
 def _event(message, notes, name, user_id, metadata_of):
@@ -364,24 +373,26 @@ def _track_metadata(message, notes):
 
 
 def _page_metadata(message, notes):
+    """The page fields an Intercom user reads, in PAGE_FIELDS order; other properties are dropped,
+    so the 10-key cap never keeps an SDK's noise (referring_domain, tab_url...) over them."""
     properties = _object(message, "properties", notes)
     context = message.get("context")
     page = context.get("page") if isinstance(context, dict) else None
     page = page if isinstance(page, dict) else {}
     entries = _Entries(notes)
-    for key in ("url", "path", "title", "referrer"):
-        _page_field(entries, key, properties, page, notes)
-    for key in ("name", "category"):
-        top, inner = message.get(key), properties.pop(key, None)
-        if _present(top):
-            if _present(inner) and inner != top:
-                notes.add(f"properties.{key}", f"dropped: the call's {key} is used")
-            _add_flat(entries, key, top, "", notes, metadata=True)
-        elif _present(inner):
-            _add_flat(entries, key, inner, "properties", notes, metadata=True)
-    _page_field(entries, "search", properties, page, notes)
-    for key, value in properties.items():
-        _add_flat(entries, key, value, "properties", notes, metadata=True)
+    for key in PAGE_FIELDS:
+        if key in _CALL_PAGE_FIELDS:
+            top, inner = message.get(key), properties.pop(key, None)
+            if _present(top):
+                if _present(inner) and inner != top:
+                    notes.add(f"properties.{key}", f"dropped: the call's {key} is used")
+                _add_flat(entries, key, top, "", notes, metadata=True)
+            elif _present(inner):
+                _add_flat(entries, key, inner, "properties", notes, metadata=True)
+        else:
+            _page_field(entries, key, properties, page, notes)
+    for key in properties:
+        notes.add(_path("properties", key), f"dropped: a page event keeps only {', '.join(PAGE_FIELDS)}")
     return entries.capped(MAX_METADATA_KEYS)
 
 
@@ -405,13 +416,16 @@ def _group(message, notes, user_id):
         return Mapped(detach=(company_id,), warnings=notes.done(), user_id=uid)
     if remove is not None:
         notes.add("traits.remove", f"ignored: {_show(remove)} is not true")
-    company, dates = _company(company_id, traits, "traits", notes, id_source="groupId")
-    return Mapped(company=company, warnings=notes.done(), user_id=uid, company_date_attributes=frozenset(dates))
+    company, dates, tags = _company(company_id, traits, "traits", notes, id_source="groupId")
+    return Mapped(
+        company=company, tags=tags, warnings=notes.done(), user_id=uid, company_date_attributes=frozenset(dates)
+    )
 
 
 def _company(company_id, traits, path, notes, *, id_source):
-    """A POST /companies body from a company's traits (consumed), and its date attributes."""
+    """A POST /companies body from a company's traits (consumed), its date attributes and its tags."""
     traits = dict(traits)
+    tags = _take_tags(traits, path, notes)
     _drop_identity(traits, _COMPANY_IDENTITY_KEYS, company_id, path, f"company_id comes from {id_source}", notes)
     for key in _CALLER_IDENTITY_KEYS:
         if key in traits:
@@ -434,7 +448,31 @@ def _company(company_id, traits, path, notes, *, id_source):
     attributes, dates = _attributes(traits, path, notes)
     if attributes:
         company["custom_attributes"] = attributes
-    return company, dates
+    return company, dates, tuple((company_id, tag) for tag in tags)
+
+
+def _take_tags(traits, path, notes):
+    """The company's tag names from `tags`, a list or a comma-separated string (as RudderStack
+    reads it); blanks and repeats (names ignore case in Intercom) are left out."""
+    if "tags" not in traits:
+        return []
+    value, where = traits.pop("tags"), _path(path, "tags")
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]  # "a, b," is two names
+    if not isinstance(value, list):
+        notes.add(where, f"dropped: {_show(value)} is not a list of tag names")
+        return []
+    names, seen = [], set()
+    for index, item in enumerate(value):
+        name = _id_string(item) if not isinstance(item, str) else item.strip()
+        if not name:
+            notes.add(f"{where}[{index}]", f"dropped: {_show(item)} is not a tag name")
+        elif len(name) > MAX_STRING_LENGTH:
+            notes.add(f"{where}[{index}]", f"dropped: longer than {MAX_STRING_LENGTH} characters")
+        elif name.lower() not in seen:
+            seen.add(name.lower())
+            names.append(name)
+    return names
 
 
 # --- standard fields ---------------------------------------------------------------------------

@@ -73,7 +73,9 @@ def identify(log, mapped, warnings):
     if response.body["id"] != log.contacts.get(external_id):  # new, or changed
         remember_contact(log, external_id, response.body["id"])
     for company in mapped.companies:
-        attach(log, response.body["id"], company, warnings, mapped.company_date_attributes)
+        attach(
+            log, response.body["id"], company, warnings, mapped.company_date_attributes, tags=tags_of(mapped, company)
+        )
     for group_id in mapped.detach:
         detach(log, response.body["id"], group_id)
     return response.status
@@ -169,19 +171,25 @@ def track(log, mapped, user_id):
 
 def group(log, mapped, user_id, warnings):
     if not user_id:  # the company needs no contact: created now, attached once the user is known
-        upsert_company(log, mapped.company, warnings, mapped.company_date_attributes)
+        upsert_company(log, mapped.company, warnings, mapped.company_date_attributes, tags_of(mapped, mapped.company))
         raise Stop(Result(Outcome.WAITING, error=ANONYMOUS_GROUP, cause="anonymous"))
     contact_id = contact_for(log, user_id)
     if contact_id is None:
         raise Stop(Result.waiting(None, "Intercom has no contact for this user yet"))
-    response = attach(log, contact_id, mapped.company, warnings, mapped.company_date_attributes, user_id)
+    tags = tags_of(mapped, mapped.company)
+    response = attach(log, contact_id, mapped.company, warnings, mapped.company_date_attributes, user_id, tags)
     return response.status
 
 
-def attach(log, contact_id, company, warnings, date_keys=frozenset(), user_id=None):
-    """Create or update the company, then attach the contact to it. A contact or company Intercom
-    no longer knows is resolved again once (`user_id`: the contact's, when it may be looked up)."""
-    company_id = upsert_company(log, company, warnings, date_keys)
+def tags_of(mapped, company):
+    """The tag names of one of the call's companies."""
+    return [name for group_id, name in mapped.tags if group_id == company["company_id"]]
+
+
+def attach(log, contact_id, company, warnings, date_keys=frozenset(), user_id=None, tags=()):
+    """Create or update the company and tag it, then attach the contact to it. A contact or company
+    Intercom no longer knows is resolved again once (`user_id`: the contact's, when it may be looked up)."""
+    company_id = upsert_company(log, company, warnings, date_keys, tags)
     response = log.intercom.attach_company(contact_id, company_id)
     if response.status == 404 and response.error_code == "not_found" and user_id:
         forget_contact(log, user_id)  # the cached contact is gone: look again, and try once more
@@ -193,8 +201,8 @@ def attach(log, contact_id, company, warnings, date_keys=frozenset(), user_id=No
     return check(response)
 
 
-def upsert_company(log, company, warnings, date_keys=frozenset()):
-    """Create or update the company (its attributes created first); returns Intercom's id."""
+def upsert_company(log, company, warnings, date_keys=frozenset(), tags=()):
+    """Create or update the company (its attributes created first), then tag it; returns Intercom's id."""
     group_id = company["company_id"]
     for last_try in (False, True):
         notes = []
@@ -211,6 +219,8 @@ def upsert_company(log, company, warnings, date_keys=frozenset()):
     CompanyLink.objects.update_or_create(
         workspace=log.workspace, group_id=group_id, defaults={"company_id": company_id, "updated_at": timezone.now()}
     )
+    for name in tags:  # tagging again is harmless: Intercom holds a tag once per company
+        check(log.intercom.tag_company(name, company_id))
     return company_id
 
 

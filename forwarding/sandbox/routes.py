@@ -38,5 +38,6 @@ ROUTES = {
         200,
         state.detach_company(_contact_id(r), r.path_params["company_id"]),
     ),
+    "createTag": lambda state, r: (200, state.create_tag(_body(r))),
     "listCompaniesForAContact": lambda state, r: (200, state.list_contact_companies(_contact_id(r))),
 }

@@ -99,6 +99,7 @@ class SandboxState:
             self._event_keys = set()  # (contact id, lower-cased name, created_at): Intercom's dedup key
             self._event_names = {}  # lower-cased name -> {"name", "active", "foreign"}
             self._attributes = []  # custom data attributes, in creation order
+            self._tags = {}  # lower-cased name -> {"type": "tag", "id", "name"}; Intercom's names ignore case
             self._next_attribute_id = 100
             self._id_counter = 0
             self._id_prefix = secrets.token_hex(4)
@@ -567,6 +568,49 @@ class SandboxState:
                 self._companies[company_id]["user_count"] -= 1
             return copy.deepcopy(self._companies[company_id])
 
+    @changes
+    def create_tag(self, body):
+        """POST /tags: create the tag (names ignore case), and tag or untag the companies listed by
+        `id` or `company_id`; 200 with the tag. Tagging users is not served (the relay never does)."""
+        with self._lock:
+            name = body.get("name")
+            if not isinstance(name, str) or not name.strip():
+                raise ApiError(400, "parameter_invalid", "invalid tag parameters")
+            if "users" in body:
+                raise ApiError(400, "parameter_invalid", "the sandbox does not tag users")  # assumed
+            targets = [self._tagged_company(item) for item in body.get("companies") or ()]
+            tag = self._tags.get(name.lower())
+            if tag is None:
+                tag = {"type": "tag", "id": str(len(self._tags) + 100), "name": name}
+                self._tags[name.lower()] = tag
+                self.counters["tags.created"] += 1
+            answer = {**tag, "users": [], "companies": []}
+            for company, untag in targets:
+                held = company["tags"]["tags"]
+                present = any(t["id"] == tag["id"] for t in held)
+                if untag:
+                    held[:] = [t for t in held if t["id"] != tag["id"]]
+                elif not present:
+                    held.append(dict(tag))
+                    self.counters["companies.tagged"] += 1
+                answer["companies"].append({"id": company["id"], "tagged": not untag})
+            return answer
+
+    def _tagged_company(self, item):
+        """(company, untag) for one item of a POST /tags companies list; 404 for an unknown company."""
+        company = self._companies.get(item.get("id")) or self._companies.get(
+            self._company_ids.get(item.get("company_id"))
+        )
+        if company is None:
+            raise ApiError(404, "company_not_found", "Company Not Found")  # assumed: the description's example name
+        return company, item.get("untag") is True
+
+    @property
+    def tags(self):
+        """Every tag of the workspace."""
+        with self._lock:
+            return copy.deepcopy(list(self._tags.values()))
+
     def list_contact_companies(self, contact_id):
         """GET /contacts/{id}/companies."""
         with self._lock:
@@ -596,6 +640,7 @@ class SandboxState:
                     "events": self._events,
                     "event_names": list(self._event_names.values()),
                     "data_attributes": self._attributes,
+                    "tags": list(self._tags.values()),
                 }
             )
 
@@ -767,6 +812,7 @@ def _restored(document):
             for n in document["event_names"]
         },
         "_attributes": attributes,
+        "_tags": {tag["name"].lower(): dict(tag) for tag in document.get("tags", [])},  # absent in older files
         # Never below an id in the file, even a hand-edited one: ids must not be given twice.
         "_next_attribute_id": max([int(ids["next_attribute_id"]), *(int(a["id"]) + 1 for a in attributes)]),
         "_id_prefix": str(ids["prefix"]),

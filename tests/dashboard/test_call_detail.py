@@ -9,6 +9,7 @@ from django.utils.html import escape
 
 from forwarding import intercom
 from forwarding.delivery import connection
+from forwarding.mapping import DISABLED_REASON
 from forwarding.models import CallType, CompanyLink, ContactLink, DataAttribute, EventName, IntercomStatus
 
 pytestmark = pytest.mark.django_db
@@ -61,6 +62,54 @@ def test_a_group_call_maps_with_the_known_company_id(viewer_client, calls):
 def test_a_skipped_call_says_why(viewer_client, calls):
     body = detail(viewer_client, calls(type=CallType.SCREEN, event="Home", state="skipped")).content.decode()
     assert "None: screen calls are not forwarded" in body
+
+
+def test_a_call_that_turns_intercom_off_says_so_and_plans_nothing(viewer_client, calls):
+    payload = {
+        "type": "track",
+        "userId": "ada",
+        "event": "Quiet",
+        "integrations": {"All": False},
+        "timestamp": "2026-01-01T00:00:00Z",
+    }
+    call = calls(event="Quiet", state="skipped", payload=payload, last_error=DISABLED_REASON)
+    response = detail(viewer_client, call)
+    assert response.context["detail"].planned == []
+    assert escape(DISABLED_REASON) in response.content.decode()
+
+
+def known_group(calls, **traits):
+    """A group call of a user and company whose Intercom ids are cached."""
+    ContactLink.objects.create(user_id="ada", contact_id="c-1")
+    CompanyLink.objects.create(group_id="org-9", company_id="ic-9")
+    payload = {
+        "type": "group",
+        "userId": "ada",
+        "groupId": "org-9",
+        "traits": traits,
+        "timestamp": "2026-01-01T00:00:00Z",
+    }
+    return calls(type=CallType.GROUP, group_id="org-9", payload=payload)
+
+
+def test_a_company_removal_plans_its_detach(viewer_client, calls):
+    response = detail(viewer_client, known_group(calls, remove=True))
+    planned = response.context["detail"].planned
+    assert [(p.method, p.path) for p in planned] == [
+        ("GET", "/companies?company_id=org-9"),
+        ("DELETE", "/contacts/c-1/companies/ic-9"),
+    ]
+    assert "/contacts/c-1/companies/ic-9" in response.content.decode()
+
+
+def test_a_groups_tags_are_planned_after_its_company(viewer_client, calls):
+    planned = detail(viewer_client, known_group(calls, tags="VIP")).context["detail"].planned
+    assert [(p.method, p.path) for p in planned] == [
+        ("POST", "/companies"),
+        ("POST", "/tags"),
+        ("POST", "/contacts/c-1/companies"),
+    ]
+    assert json.loads(planned[1].body) == {"name": "VIP", "companies": [{"id": "ic-9"}]}
 
 
 def test_it_shows_warnings_and_every_attempt_with_its_exchanges(viewer_client, calls):

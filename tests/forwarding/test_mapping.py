@@ -685,10 +685,29 @@ PAGE = cases(
         page({"url": "https://example.com/a", "path": "/a", "title": "A", "referrer": "https://r/", "extra": 1}),
         {},
         event(
-            {"url": "https://example.com/a", "path": "/a", "title": "A", "referrer": "https://r/", "extra": 1},
-            name="viewed-page",
+            {"url": "https://example.com/a", "path": "/a", "title": "A", "referrer": "https://r/"}, name="viewed-page"
         ),
-        [],
+        ["properties.extra: dropped: a page event keeps only url, path, title, name, referrer, search, category"],
+    ),
+    (
+        # RudderStack's SDKs send these five on every page: noise that once filled the 10 keys.
+        "rudderstack-fields-dropped",
+        page(
+            {
+                "referring_domain": "r.example",
+                "tab_url": "https://example.com/a#x",
+                "initial_referrer": "$direct",
+                "initial_referring_domain": "",
+                "search": "?q=1",
+                "title": "A",
+            }
+        ),
+        {},
+        event({"title": "A", "search": "?q=1"}, name="viewed-page"),
+        [
+            f"properties.{key}: dropped: a page event keeps only url, path, title, name, referrer, search, category"
+            for key in ("referring_domain", "tab_url", "initial_referrer", "initial_referring_domain")
+        ],
     ),
     (
         "context-page-fallback",
@@ -741,28 +760,22 @@ PAGE = cases(
         ["properties.url: cut from 320 to 255 characters"],
     ),
     (
-        "within-ten-keys",
-        page({f"k{i}": i for i in range(5)}, name="N", category="C", context=PAGE_CONTEXT),
+        "fields-in-their-order",
+        page({"k0": 0}, name="N", category="C", context=PAGE_CONTEXT),
         {},
         event(
             {
                 "url": "https://example.com/docs?q=1",
                 "path": "/docs",
                 "title": "Docs",
-                "referrer": "https://google.com/",
                 "name": "N",
-                "category": "C",
+                "referrer": "https://google.com/",
                 "search": "?q=1",
-                "k0": 0,
-                "k1": 1,
-                "k2": 2,
+                "category": "C",
             },
             name="viewed-page",
         ),
-        [
-            "properties.k3: dropped: Intercom keeps only the first 10 metadata keys",
-            "properties.k4: dropped: Intercom keeps only the first 10 metadata keys",
-        ],
+        ["properties.k0: dropped: a page event keeps only url, path, title, name, referrer, search, category"],
     ),
 )
 
@@ -1052,6 +1065,7 @@ REQUEST_SCHEMAS = {
     "update_contact": "update_contact_request",
     "create_event": "create_data_event_request",
     "upsert_company": "create_or_update_company_request",
+    "tag_company": "tag_company_request",
 }
 SCALAR = [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
 
@@ -1115,6 +1129,9 @@ def bodies(mapped):
         yield "upsert_company", mapped.company
     for company_body in mapped.companies:
         yield "upsert_company", company_body
+    for method, path, body in planned_requests(mapped, contact_id="abc", company_id="ic1"):
+        if (method, path) == ("POST", "/tags"):
+            yield "tag_company", body
 
 
 @pytest.mark.parametrize("message", ALL_MESSAGES)
@@ -1259,6 +1276,49 @@ def test_a_company_with_remove_is_detached_and_never_created(message, detach):
     requests = planned_requests(mapped, contact_id="abc", company_id={})
     deletes = [path for method, path, _ in requests if method == "DELETE"]
     assert deletes == ["/contacts/abc/companies/{company_id}" for _ in detach]
+
+
+TAGS = cases(
+    ("group-list", group({"tags": ["VIP", "beta"]}), [("org-9", "VIP"), ("org-9", "beta")], []),
+    ("group-comma-string", group({"tags": "VIP, beta,,"}), [("org-9", "VIP"), ("org-9", "beta")], []),
+    ("repeats-ignore-case", group({"tags": ["VIP", "vip", " VIP "]}), [("org-9", "VIP")], []),
+    (
+        "not-a-list",
+        group({"tags": {"a": 1}}),
+        [],
+        ['traits.tags: dropped: {"a": 1} is not a list of tag names'],
+    ),
+    (
+        "blank-and-object-items",
+        group({"tags": ["ok", "", {"x": 1}, 7]}),
+        [("org-9", "ok"), ("org-9", "7")],
+        ['traits.tags[1]: dropped: "" is not a tag name', 'traits.tags[2]: dropped: {"x": 1} is not a tag name'],
+    ),
+    (
+        "identify-company-tags",
+        identify({"company": {"id": "c1", "tags": ["VIP"]}}),
+        [("c1", "VIP")],
+        [],
+    ),
+)
+
+
+@pytest.mark.parametrize(("message", "tags", "warnings"), TAGS)
+def test_a_companys_tags_tag_it_and_never_become_an_attribute(message, tags, warnings):
+    mapped = map_call(message)
+    assert list(mapped.tags) == tags
+    assert list(mapped.warnings) == warnings
+    for company_body in (mapped.company,) if mapped.company else mapped.companies:
+        assert "tags" not in company_body.get("custom_attributes", {})
+    requests = planned_requests(mapped, contact_id="abc", company_id="ic1")
+    tagged = [body for method, path, body in requests if (method, path) == ("POST", "/tags")]
+    assert tagged == [{"name": name, "companies": [{"id": "ic1"}]} for _, name in tags]
+    for body in tagged:
+        assert_valid("tag_company", body)
+    # Each company's tags come after it is created or updated, before the attach.
+    order = [path for _, path, _ in requests]
+    if tagged:
+        assert order.index("/companies") < order.index("/tags") < order.index("/contacts/abc/companies")
 
 
 INTERCOM_OPTIONS = cases(

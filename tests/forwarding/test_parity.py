@@ -89,3 +89,35 @@ def test_an_anonymous_group_creates_its_company_at_once_and_attaches_after_the_i
     assert released.state == State.DELIVERED
     contact = sandbox.state.contact_by_external_id("ann")
     assert sandbox.state.attachments == [{"contact_id": contact["id"], "company_id": company["id"]}]
+
+
+def test_a_groups_tags_tag_its_company_after_it_is_written(store, sandbox):
+    identify = {"type": "identify", "userId": "ann", "traits": {"email": "ann@example.com"}}
+    grouped = {"type": "group", "userId": "ann", "groupId": "acme", "traits": {"name": "Acme", "tags": "VIP, beta"}}
+    again = {"type": "group", "userId": "ann", "groupId": "acme", "traits": {"tags": ["vip"]}}
+
+    deliveries = deliver(*store(identify, grouped, again))
+
+    assert [d.state for d in deliveries] == [State.DELIVERED] * 3
+    [company] = sandbox.state.companies
+    assert [t["name"] for t in company["tags"]["tags"]] == ["VIP", "beta"]  # tagging again holds one
+    assert "tags" not in company["custom_attributes"]
+    calls = [(r["method"], r["path"]) for r in sandbox.requests if r["path"] in ("/companies", "/tags")]
+    assert calls == [
+        ("POST", "/companies"),
+        ("POST", "/tags"),
+        ("POST", "/tags"),
+        ("POST", "/companies"),
+        ("POST", "/tags"),
+    ]
+    assert sandbox.violations == []
+
+
+def test_an_anonymous_groups_tags_tag_its_company_at_once(store, sandbox):
+    grouped = {"type": "group", "anonymousId": "anon-1", "groupId": "acme", "traits": {"tags": ["trial"]}}
+
+    [waiting] = deliver(*store(grouped))
+
+    assert waiting.state == State.WAITING
+    [company] = sandbox.state.companies
+    assert [t["name"] for t in company["tags"]["tags"]] == ["trial"]

@@ -87,3 +87,42 @@ def test_it_finds_companies_by_company_id_or_name_also_without_a_name(api, sandb
     assert [c["id"] for c in by_id.json()["data"]] == [unnamed["id"]]
     assert [c["id"] for c in by_name.json()["data"]] == [named["id"]]
     assert sandbox.violations == []
+
+
+def test_it_tags_companies_by_id_or_company_id_and_keeps_one_tag_per_name(api, sandbox):
+    acme = api.post("/companies", {"company_id": "acme"}).json()
+    api.post("/companies", {"company_id": "globex"})
+
+    first = api.post("/tags", {"name": "VIP", "companies": [{"id": acme["id"]}]})
+    second = api.post("/tags", {"name": "vip", "companies": [{"company_id": "globex"}, {"id": acme["id"]}]})
+
+    assert first.status_code == 200
+    assert (first.json()["type"], first.json()["name"]) == ("tag", "VIP")
+    assert first.json()["companies"] == [{"id": acme["id"], "tagged": True}]
+    assert second.json()["id"] == first.json()["id"]  # names ignore case: the same tag
+    tagged = {c["company_id"]: [t["name"] for t in c["tags"]["tags"]] for c in sandbox.state.companies}
+    assert tagged == {"acme": ["VIP"], "globex": ["VIP"]}  # tagging twice holds the tag once
+    assert sandbox.violations == []
+
+
+def test_it_untags_a_company(api, sandbox):
+    acme = api.post("/companies", {"company_id": "acme"}).json()
+    api.post("/tags", {"name": "vip", "companies": [{"id": acme["id"]}]})
+
+    response = api.post("/tags", {"name": "vip", "companies": [{"id": acme["id"], "untag": True}]})
+
+    assert response.json()["companies"] == [{"id": acme["id"], "tagged": False}]
+    assert api.get(f"/companies/{acme['id']}").json()["tags"]["tags"] == []
+    assert sandbox.violations == []
+
+
+def test_it_refuses_a_tag_for_an_unknown_company_and_a_body_the_description_does_not_allow(api, sandbox):
+    unknown = api.post("/tags", {"name": "vip", "companies": [{"company_id": "nobody"}]})
+    misspelt = api.post("/tags", {"name": "vip", "companies": [{"companyId": "acme"}]})
+
+    assert error(unknown) == (404, "company_not_found", "Company Not Found")
+    assert sandbox.state.tags == []  # nothing half-done
+    assert misspelt.status_code == 400
+    assert [v["messages"] for v in sandbox.violations] == [
+        ["body $.companies[0]: 'companyId' is not in the description"]
+    ]

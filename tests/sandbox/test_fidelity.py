@@ -49,6 +49,7 @@ def test_it_answers_what_the_response_schemas_describe(api, sandbox):
     api.get(f"/contacts/{contact['id']}/companies")
     api.get("/companies", params={"company_id": "acme"})
     api.get(f"/companies/{company['id']}")
+    api.post("/tags", {"name": "vip", "companies": [{"id": company["id"]}]})
 
     assert sandbox.violations == []
     problems = {(e["method"], e["path"]): response_problems(e) for e in sandbox.requests}

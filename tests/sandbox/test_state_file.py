@@ -14,7 +14,7 @@ from forwarding.sandbox.persistence import StateFile
 from forwarding.sandbox.state import SandboxState
 from tests.processes import wait_until
 
-VIEWS = ("workspace_id", "contacts", "companies", "attachments", "events", "event_names", "data_attributes")
+VIEWS = ("workspace_id", "contacts", "companies", "attachments", "events", "event_names", "data_attributes", "tags")
 LOGGER = "forwarding.sandbox.persistence"
 
 
@@ -42,6 +42,7 @@ def populate(api, sandbox):
     api.post("/contacts", {"role": "lead", "email": "lead@example.com"})
     acme = api.post("/companies", {"company_id": "acme", "custom_attributes": {"seats": 3}}).json()
     api.post(f"/contacts/{ada['id']}/companies", {"id": acme["id"]})
+    api.post("/tags", {"name": "vip", "companies": [{"id": acme["id"]}]})
     api.post("/events", {"event_name": "Ordered", "created_at": 1, "user_id": "u1", "metadata": {"n": 1}})
     sandbox.state.prefill_event_names(["theirs"])
     sandbox.state.archive_event_names(["theirs"])
@@ -73,6 +74,7 @@ def test_a_saved_workspace_loads_whole_and_gives_new_ids_after_its_own(api, sand
     assert int(new_id[-8:], 16) > max(int(i[-8:], 16) for i in old_ids)
     attribute = loaded.create_data_attribute({"name": "tier", "model": "company", "data_type": "string"})
     assert attribute["id"] > max(a["id"] for a in saved.data_attributes)
+    assert loaded.create_tag({"name": "VIP"})["id"] == saved.tags[0]["id"]  # one tag per name, as before
 
 
 def test_it_saves_after_changes_only_privately_and_without_settings(tmp_path):
