@@ -47,6 +47,15 @@ def corrected(received_at, original_timestamp, sent_at, threshold):
         raise ValueError("timestamp correction falls outside the representable dates") from None
 
 
+def replayed(message):
+    """Whether a message was already taken by a Segment-compatible server and is sent again (an
+    archive, a warehouse export): it carries `timestamp`, `originalTimestamp` and its own `sentAt`.
+    Clients send `timestamp` or `originalTimestamp` (with `sentAt` on the message or the batch); a
+    server writes all three, `timestamp` already corrected. A replay keeps that time: its `sentAt`
+    is from long ago, and correcting by it would move the call to the replay's day."""
+    return all(message.get(key) not in (None, "") for key in ("timestamp", "originalTimestamp", "sentAt"))
+
+
 def clock_skew(received_at, sent_at, threshold):
     """How far ahead the device's clock is (sentAt - receivedAt), in whole seconds; zero under `threshold`.
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from forwarding import services
 from forwarding.ingestion import storage
+from forwarding.mapping import map_call
 from forwarding.models import Call, Delivery, RejectedMessage
 from tests.ingestion.conftest import message
 
@@ -345,3 +346,71 @@ def test_it_lifts_rudderstack_identify_traits_from_the_context(post, source):
     call = Call.objects.get()
     assert call.payload["traits"] == {"email": "r@example.com", "plan": "pro"}
     assert call.email == "r@example.com"
+
+
+NOW = dt.datetime(2030, 5, 5, 8, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("fields", "batch_sent_at", "expected"),
+    [
+        pytest.param({}, None, "arrival", id="no-time-the-arrival"),
+        pytest.param({"timestamp": "2030-05-05T07:00:00Z"}, None, "2030-05-05T07:00:00Z", id="timestamp-alone"),
+        pytest.param(
+            {"originalTimestamp": "2030-05-05T07:00:00Z", "sentAt": "2030-05-05T07:59:59Z"},
+            None,
+            "2030-05-05T07:00:00Z",
+            id="device-clock-right-transit-kept",
+        ),
+        pytest.param(
+            {"timestamp": "2030-05-05T09:00:00Z", "sentAt": "2030-05-05T10:00:00Z"},
+            None,
+            "2030-05-05T07:00:00Z",
+            id="client-timestamp-two-hours-ahead-corrected",
+        ),
+        pytest.param(
+            {"originalTimestamp": "2030-05-05T09:00:00Z"},
+            "2030-05-05T10:00:00Z",
+            "2030-05-05T07:00:00Z",
+            id="batch-sent-at-corrects",
+        ),
+        pytest.param(
+            {"timestamp": "2000-01-01T00:00:00Z", "originalTimestamp": "2030-05-05T09:00:00Z"},
+            "2030-05-05T10:00:00Z",
+            "2030-05-05T07:00:00Z",
+            id="original-timestamp-wins-without-its-own-sent-at",
+        ),
+        pytest.param(
+            {
+                "timestamp": "2029-01-01T12:00:00Z",
+                "originalTimestamp": "2029-01-01T13:00:00Z",
+                "sentAt": "2029-01-01T13:00:02Z",
+            },
+            None,
+            "2029-01-01T12:00:00Z",
+            id="replayed-keeps-its-original-time",
+        ),
+        pytest.param(
+            {
+                "timestamp": "2029-01-01T12:00:00Z",
+                "originalTimestamp": "2029-01-01T12:00:00Z",
+                "sentAt": "2029-01-01T12:00:01Z",
+            },
+            "2030-05-05T07:59:59Z",
+            "2029-01-01T12:00:00Z",
+            id="replayed-in-a-fresh-batch",
+        ),
+    ],
+)
+def test_the_timestamp_rule(post, source, monkeypatch, fields, batch_sent_at, expected):
+    """README "Timestamps": the time a call gets, and so its event's created_at in Intercom."""
+    _, key = source
+    monkeypatch.setattr(timezone, "now", lambda: NOW)
+    body = {"batch": [message(messageId="m", **fields)]}
+    if batch_sent_at:
+        body["sentAt"] = batch_sent_at
+    assert post("/v1/batch", body, key=key).status_code == 200
+    call = Call.objects.get()
+    assert call.received_at == NOW
+    assert call.timestamp == (NOW if expected == "arrival" else dt.datetime.fromisoformat(expected))
+    assert map_call(call.payload, user_id="u").event["created_at"] == int(call.timestamp.timestamp())
