@@ -26,9 +26,11 @@ from forwarding.models import (
     DeliveryTally,
     EventName,
     RateLimitWindow,
+    Rule,
     Source,
     State,
 )
+from forwarding.transformations import store
 
 PAGE_SIZE = 50
 STATUS_CLASSES_INDEXED = ("4xx", "5xx")
@@ -516,6 +518,10 @@ class CallDetail:
     mapping_warnings: list = field(default_factory=list)
     skip_reason: str = ""
     mapping_error: str = ""
+    message: dict | None = None  # the payload after the rules in force
+    payload_after_json: str = ""  # pretty, when a rule changed it
+    rules: list = field(default_factory=list)  # the Rules in force that apply to it now
+    rule_warnings: list = field(default_factory=list)
 
 
 def call_detail(pk, workspace):
@@ -538,13 +544,39 @@ def call_detail(pk, workspace):
     detail = CallDetail(call, delivery, attempts)
     if call.payload is not None:
         detail.payload_json = pretty(call.payload)
+        _transform(detail)
     if delivery is not None and delivery.event_key:
-        detail.registry = EventName.objects.filter(key=delivery.event_key).select_related("rename_to").first()
+        detail.registry = EventName.objects.filter(key=delivery.event_key).first()
         if detail.registry is not None:
-            detail.forwarded_name = (detail.registry.rename_to or detail.registry).name
-    if call.payload is not None:
+            detail.forwarded_name = _forwarded_name(detail)
+    if call.payload is not None and not detail.skip_reason:
         _plan(detail, workspace)
     return detail
+
+
+def _transform(detail):
+    """The payload after the transformation rules in force, the rules that apply, and a drop."""
+    call = detail.call
+    applied = store.apply(call.payload, call.source_id)
+    detail.message = applied.message
+    detail.rule_warnings = list(applied.warnings)
+    if applied.applied:
+        by_id = Rule.objects.in_bulk([rule_id for rule_id, _ in applied.applied])
+        detail.rules = [by_id[rule_id] for rule_id, _ in applied.applied if rule_id in by_id]
+        if not applied.dropped:
+            detail.payload_after_json = pretty(applied.message)
+    if applied.dropped:
+        detail.skip_reason = f"dropped by rule {applied.dropped_by}"
+
+
+def _forwarded_name(detail):
+    """The event name the call goes out under now: the registry's, or the one a rule gives it."""
+    registry, message = detail.registry, detail.message or {}
+    after = message.get("event") if detail.call.type == CallType.TRACK else None
+    if not isinstance(after, str) or key_of(after) == registry.key:
+        return registry.name
+    target = EventName.objects.filter(key=key_of(after)).values_list("name", flat=True).first()
+    return target or after.strip()
 
 
 def _plan(detail, workspace):
@@ -557,7 +589,7 @@ def _plan(detail, workspace):
         names = {"event_name": detail.forwarded_name, "page_event_name": detail.forwarded_name}
     try:
         mapped = map_call(
-            call.payload, user_id=user_id, **{"page_event_name": settings.INTERCOM_PAGE_EVENT_NAME, **names}
+            detail.message, user_id=user_id, **{"page_event_name": settings.INTERCOM_PAGE_EVENT_NAME, **names}
         )
     except Exception as exc:  # mapping is pure; a bug there must not hide the call
         detail.mapping_error = f"{exc.__class__.__name__}: {exc}"

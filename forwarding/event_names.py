@@ -11,7 +11,19 @@ from django.utils import timezone
 
 from forwarding import name_counts
 from forwarding.delivery import queue
-from forwarding.models import CallType, Delivery, EventName, EventNameHour, IntercomStatus, NameStatus, State, Trigger
+from forwarding.models import (
+    CallType,
+    Delivery,
+    EventName,
+    EventNameHour,
+    IntercomStatus,
+    NameStatus,
+    Rule,
+    RuleCallType,
+    State,
+    Trigger,
+)
+from forwarding.transformations import store
 
 ARCHIVE_CANDIDATE_AFTER = timedelta(days=30)
 
@@ -114,27 +126,37 @@ class Route:
 
 
 def entries(keys):
-    """The registry entries of `keys` with their rename targets, for a task to route its
-    deliveries with one query: {key: EventName}."""
-    return {entry.key: entry for entry in EventName.objects.filter(key__in=list(keys)).select_related("rename_to")}
+    """The registry entries of `keys`, for a task to route its deliveries with one query: {key: EventName}."""
+    return {entry.key: entry for entry in EventName.objects.filter(key__in=list(keys))}
 
 
-def route(event_key, forced=False, known=None):
-    """Forward under the (renamed) name when it has a slot or one is free; else hold or suppress.
-    A forced resend (the operator's, of one call) goes out under an archived name all the same,
-    with a warning, and without taking a slot for it. `known` (see `entries`) saves the query."""
-    if known is None or event_key not in known:
-        known = entries([event_key])
+def registered(name):
+    """The registry entry of `name`, added when a rule gives a call a name never seen."""
+    entry, _ = EventName.objects.get_or_create(key=key_of(name), defaults={"name": name.strip()[:255]})
+    return entry
+
+
+def route(event_key, forwarded_name=None, forced=False, known=None):
+    """Forward under `forwarded_name` (the name after the transformation rules; the call's own
+    when None) when it has a slot or one is free; else hold or suppress. A forced resend (the
+    operator's, of one call) goes out under an archived name all the same, with a warning, and
+    without taking a slot for it. `known` (see `entries`) saves the queries."""
+    known = {} if known is None else known
+    if event_key not in known:
+        known.update(entries([event_key]))
     entry = known.get(event_key)
     if entry is None:
         return Route(state=State.FAILED, reason=f"event name {event_key!r} is not in the registry")
     if entry.status == NameStatus.ARCHIVED:
         reason = f"event name {entry.name!r} is archived"
         return forced_route(entry, reason) if forced else Route(state=State.SUPPRESSED, reason=reason)
-    target = entry.rename_to or entry
-    if target.status == NameStatus.ARCHIVED:
-        reason = f"renamed to {target.name!r}, which is archived"
-        return forced_route(target, reason) if forced else Route(state=State.SUPPRESSED, reason=reason)
+    target = entry
+    if forwarded_name and key_of(forwarded_name) != event_key:
+        target = known.get(key_of(forwarded_name)) or registered(forwarded_name)
+        known[target.key] = target  # the task's other calls renamed alike route without asking
+        if target.status == NameStatus.ARCHIVED:
+            reason = f"renamed to {target.name!r}, which is archived"
+            return forced_route(target, reason) if forced else Route(state=State.SUPPRESSED, reason=reason)
     if target.slot_used_at is None and not take_slot(target):
         return Route(
             state=State.HELD,
@@ -218,21 +240,40 @@ def unarchive(entry):
     return moved
 
 
-def rename(entry, new_name, resend_held_and_failed=False):
-    """Forward calls named `entry` as `new_name` from now on (an existing or a new name)."""
+def rename(entry, new_name, resend_held_and_failed=False, by=None):
+    """Forward calls named `entry` as `new_name` from now on (an existing or a new name): a
+    rename-event rule (README "Transformations"), made or changed by `by`."""
     new_key = key_of(new_name)
     if new_key == entry.key:
         raise ValueError("a name cannot be renamed to itself")
-    target, _ = EventName.objects.get_or_create(key=new_key, defaults={"name": new_name.strip()[:255]})
-    if target.rename_to_id:
-        raise ValueError(f"{target.name!r} is itself renamed to {target.rename_to.name!r}")
-    EventName.objects.filter(pk=entry.pk).update(rename_to=target)
-    # Names renamed to this one follow it to the new target.
-    EventName.objects.filter(rename_to=entry).update(rename_to=target)
+    current = store.renames()
+    if new_key in current:
+        raise ValueError(f"{new_name.strip()!r} is itself renamed to {current[new_key].to!r}")
+    target = registered(new_name)
+    with transaction.atomic():
+        existing = current.get(entry.key)
+        rule = existing.rule if existing else Rule(call_type=RuleCallType.TRACK, event=entry.name)
+        rule.name = rule.name or f"rename {entry.name}"
+        rule.operations = [{"op": "rename_event", "to": target.name}]
+        store.save(rule, by, f"Renames '{entry.name}' to '{target.name}'.")
+        # Names renamed to this one follow it to the new target.
+        for key, other in current.items():
+            if key_of(other.to) == entry.key and key != entry.key:
+                other.rule.operations = [{"op": "rename_event", "to": target.name}]
+                following = f"Renames '{other.rule.event}' to '{target.name}', following '{entry.name}'."
+                store.save(other.rule, by, following)
     moved = 0
     if resend_held_and_failed:
         moved = reopen(entry.key, [State.HELD, State.FAILED], Trigger.MANUAL)
     return target, moved
+
+
+def renamed_to(entry, renames=None):
+    """The entry `entry`'s calls are forwarded under by an event-names rename (itself when none)."""
+    found = (store.renames() if renames is None else renames).get(entry.key)
+    if found is None:
+        return entry
+    return EventName.objects.filter(key=key_of(found.to)).first() or entry
 
 
 def release(entry):
@@ -243,9 +284,9 @@ def release(entry):
 def release_held():
     """While slots are free, give them to held names, oldest first seen first, and send their
     deliveries in order. Returns the names released."""
-    released = []
+    released, renames = [], store.renames()
     for entry in EventName.objects.filter(held_count__gt=0, status=NameStatus.ACTIVE).order_by("first_seen_at", "pk"):
-        target = entry.rename_to or entry
+        target = renamed_to(entry, renames)
         if target.slot_used_at is None and not take_slot(target):
             break
         reopen(entry.key, [State.HELD], Trigger.RELEASE)

@@ -16,6 +16,7 @@ from django.utils import timezone
 from dashboard.views.common import Action, Page, audit, can_operate, gauge_level, intercom_status, safe_next
 from forwarding import event_names
 from forwarding.models import EventName, EventNameHour, NameStatus
+from forwarding.transformations import store
 
 PER_PAGE = 100
 # ?sort=<key> or ?sort=-<key>: the columns the table sorts by, and the field each one orders on.
@@ -100,6 +101,10 @@ def page_context(request):
     ordering = f"-{field}" if sort.startswith("-") else field
     names = names.order_by(ordering, "key")
     page_obj = Paginator(names, PER_PAGE).get_page(request.GET.get("page"))
+    renames = store.renames()
+    for entry in page_obj:  # the name a rename-event rule forwards it as, if any
+        found = renames.get(entry.key)
+        entry.renamed_to = found.to if found else ""
 
     operator = can_operate(request.user)
     return {
@@ -133,7 +138,7 @@ def refused_for_cap(request):
 def registry(now):
     """Every name with its 24 h and 7 day counts (from the hourly buckets) and its archive
     candidacy, so that the table can sort and filter on them in the database."""
-    return EventName.objects.select_related("rename_to").annotate(
+    return EventName.objects.annotate(
         day_count=calls_since(now - timedelta(hours=24)),
         week_count=calls_since(now - timedelta(days=7)),
         is_candidate=Exists(event_names.archive_candidates(now).filter(pk=OuterRef("pk"))),
@@ -148,7 +153,7 @@ def filters(now):
         "active": ("Active", Q(status=NameStatus.ACTIVE)),
         "archived": ("Archived", Q(status=NameStatus.ARCHIVED)),
         "held": ("Held", Q(held_count__gt=0)),
-        "renamed": ("Renamed", Q(rename_to__isnull=False)),
+        "renamed": ("Renamed", Q(key__in=list(store.renames()))),
         "candidates": ("Archive candidates", Q(pk__in=candidates)),
     }
 
@@ -207,7 +212,8 @@ def query_url(params, **changes):
 def rename_targets():
     """Names an operator may rename to: active and not renamed themselves."""
     return list(
-        EventName.objects.filter(status=NameStatus.ACTIVE, rename_to__isnull=True)
+        EventName.objects.filter(status=NameStatus.ACTIVE)
+        .exclude(key__in=list(store.renames()))
         .order_by("key")
         .values_list("name", flat=True)
     )
@@ -282,7 +288,7 @@ class Rename(NameAction):
             return
         existed = EventName.objects.filter(key=event_names.key_of(new_name)).exists()
         try:
-            target, moved = event_names.rename(entry, new_name, resend_held_and_failed=resend)
+            target, moved = event_names.rename(entry, new_name, resend_held_and_failed=resend, by=request.user)
         except ValueError as error:
             messages.error(request, f"Cannot rename '{entry.name}': {error}.")
             return
@@ -307,7 +313,7 @@ class Release(NameAction):
         moved = event_names.release(entry)
         done = f"Released {plural(moved, 'held call')} of '{entry.name}'"
         audit(request, entry, done)
-        target = entry.rename_to or entry
+        target = event_names.renamed_to(entry)
         if moved and target.slot_used_at is None and event_names.usage().full:
             messages.warning(request, f"{done}. '{target.name}' has no slot and none is free: they will be held again.")
         else:

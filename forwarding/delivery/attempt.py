@@ -15,6 +15,7 @@ from forwarding.delivery.exchanges import AttemptLog
 from forwarding.delivery.result import Result
 from forwarding.mapping import DISABLED_REASON, Mapped, disabled_by_call, map_call
 from forwarding.models import Call, CallType, ContactLink, Delivery, Outcome, State, Trigger
+from forwarding.transformations import store
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class Plan:
     mapped: Mapped
     user_id: str
     route: event_names.Route | None
+    applied: object = None  # the transformation rules' Applied (rules, warnings)
 
 
 def attempt(delivery):
@@ -42,33 +44,43 @@ def attempt(delivery):
     return send(planned, AttemptLog(delivery, delivery.trigger))
 
 
-def plan(delivery, names=None):
+def plan(delivery, names=None, rules=None):
     """What the delivery will send, as a Plan; or, when it sends nothing (payload gone, skipped,
-    anonymous, a held or archived name), its outcome written at once and its changed fields.
-    The event name is routed first (renamed, held or suppressed), so the call is mapped once.
-    `names` are the task's registry entries by key (see `event_names.entries`), when fetched."""
+    dropped by a rule, anonymous, a held or archived name), its outcome written at once and its
+    changed fields. The transformation rules in force apply first, to a copy of the payload; then
+    the event name is routed (held or suppressed), so the call is mapped once. `names` are the
+    task's registry entries by key (see `event_names.entries`) and `rules` the compiled rules in
+    force (see `store.current`), when fetched."""
     call = delivery.call
     if call.payload is None:
         return outcomes.finish(delivery, None, Result(Outcome.FAILED, error="payload expired", cause="expired"))
     if disabled_by_call(call.payload):  # before routing: a call never sent takes no slot
         return outcomes.finish(delivery, None, Result(Outcome.SKIPPED, error=DISABLED_REASON, cause="skipped"))
+    applied = store.apply(call.payload, call.source_id, rules)
+    if applied.dropped:  # before routing too: a dropped call takes no slot
+        result = Result(Outcome.SKIPPED, error=f"dropped by rule {applied.dropped_by}", cause="dropped")
+        result.warnings += applied.warnings
+        return outcomes.finish(delivery, None, result)
+    message = applied.message
     user_id = attribute(delivery, call)
     route = None
     if delivery.event_key and user_id:  # only a call that will be sent takes a slot
-        route = event_names.route(delivery.event_key, forced=delivery.trigger == Trigger.MANUAL, known=names)
+        forwarded = message.get("event") if call.type == CallType.TRACK else None
+        forced = delivery.trigger == Trigger.MANUAL
+        route = event_names.route(delivery.event_key, forwarded if isinstance(forwarded, str) else None, forced, names)
         if route.state:
             result = Result(ROUTE_OUTCOMES[route.state], error=route.reason, cause=f"name_{route.state}")
             return outcomes.finish(delivery, None, result)
     page_name = route.name if route else settings.INTERCOM_PAGE_EVENT_NAME
     mapped = map_call(
-        call.payload, user_id=user_id or None, event_name=route.name if route else None, page_event_name=page_name
+        message, user_id=user_id or None, event_name=route.name if route else None, page_event_name=page_name
     )
     if mapped.skip_reason:
         return outcomes.finish(delivery, None, Result(Outcome.SKIPPED, error=mapped.skip_reason, cause="skipped"))
     if not user_id and mapped.company is None:  # an anonymous group creates its company at once
         reason = "anonymous call: waiting for an identify with this anonymousId"
         return outcomes.finish(delivery, None, Result(Outcome.WAITING, error=reason, cause="anonymous"))
-    return Plan(delivery, mapped, user_id, route)
+    return Plan(delivery, mapped, user_id, route, applied)
 
 
 def send(planned, log, buffer=None):
@@ -82,6 +94,9 @@ def send(planned, log, buffer=None):
         result = Result(Outcome.ERROR, error=f"{exc.__class__.__name__}: {exc}"[:500], cause="relay_error")
     if route is not None and route.warning:
         result.warnings.append(route.warning)
+    if planned.applied is not None and planned.applied.applied:
+        result.rules = [list(rule) for rule in planned.applied.applied]
+        result.warnings[:0] = planned.applied.warnings
     if buffer is not None and result.outcome == Outcome.DELIVERED:
         changes = buffer.delivered(delivery, log, result)
     else:

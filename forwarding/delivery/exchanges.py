@@ -72,6 +72,7 @@ class AttemptLog:
             "status": result.status,
             "error": result.error[:500] if result.outcome != Outcome.DELIVERED else "",
             "warnings": list(result.warnings),
+            "rules": [list(rule) for rule in result.rules] or None,
             "started_at": self.started_at,
             "duration_ms": self.duration_ms(),
         }

@@ -13,6 +13,7 @@ from forwarding.delivery import attempt, leases, limiter, queue, sequence, works
 from forwarding.delivery.buffer import OutcomeBuffer
 from forwarding.delivery.exchanges import AttemptLog
 from forwarding.models import Attempt, Delivery, State
+from forwarding.transformations import store
 
 # A rate-limited delivery waits for the window in its task (the limit is shared: no other work could
 # be sent meanwhile); any other retry hands the worker back and is enqueued again by the sweeper.
@@ -61,9 +62,10 @@ def run(deliveries, lease_until, deadline, users, retry):
     ones recorded together (see `buffer`). Adds their users to `users` and the rate-limited
     ones to `retry`; returns the pks given back untried when the budget ran out."""
     names = event_names.entries({delivery.event_key for delivery in deliveries if delivery.event_key})
+    rules = store.current()  # one small read per task; the rules are compiled once per change
     plans = []
     for delivery in deliveries:
-        planned = attempt.plan(delivery, names)
+        planned = attempt.plan(delivery, names, rules)
         if isinstance(planned, attempt.Plan):
             plans.append(planned)
         users.add(delivery.user_id)

@@ -17,6 +17,7 @@ class Result:
     cause: str = ""
     wait_seconds: float | None = None
     warnings: list = field(default_factory=list)
+    rules: list = field(default_factory=list)  # [[rule id, revision]] the attempt applied
 
     @classmethod
     def waiting(cls, response, reason):

@@ -11,6 +11,7 @@ from forwarding.models.intercom import (
     WorkerStart,
 )
 from forwarding.models.tallies import DeliveryTally
+from forwarding.models.transformations import Rule, RuleCallType, RuleSet
 from forwarding.models.workers import ClusterBeat, SweepRun
 
 __all__ = [
@@ -32,6 +33,9 @@ __all__ = [
     "Outcome",
     "RateLimitWindow",
     "RejectedMessage",
+    "Rule",
+    "RuleCallType",
+    "RuleSet",
     "Source",
     "State",
     "SweepRun",

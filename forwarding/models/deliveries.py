@@ -116,6 +116,9 @@ class Attempt(models.Model):
     status = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.CharField(max_length=500, blank=True, default="")
     warnings = models.JSONField(default=list, blank=True)
+    # [[rule id, revision], ...]: the transformation rules this attempt applied, in order; None for
+    # none. Nullable without a default: adding it never rebuilds the attempts' table on SQLite.
+    rules = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["started_at", "id"]

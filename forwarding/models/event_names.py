@@ -17,7 +17,6 @@ class EventName(models.Model):
     # As first seen.
     name = models.CharField(max_length=255)
     status = models.CharField(max_length=10, choices=NameStatus.choices, default=NameStatus.ACTIVE)
-    rename_to = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="renamed_from")
     first_seen_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
     # When the name took one of the cap's slots (the relay sent an event under it); None: no slot.

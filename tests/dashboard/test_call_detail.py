@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from django.utils.html import escape
 
-from forwarding import intercom
+from forwarding import event_names, intercom
 from forwarding.delivery import connection
 from forwarding.mapping import DISABLED_REASON
 from forwarding.models import CallType, CompanyLink, ContactLink, DataAttribute, EventName, IntercomStatus
@@ -42,7 +42,8 @@ def test_it_shows_the_requests_the_call_maps_to_now(viewer_client, calls):
 
 def test_a_renamed_event_maps_to_its_new_name(viewer_client, calls):
     target = EventName.objects.create(key="order placed", name="Order Placed")
-    EventName.objects.create(key="order completed", name="Order Completed", rename_to=target)
+    entry = EventName.objects.create(key="order completed", name="Order Completed")
+    event_names.rename(entry, target.name)
     response = detail(viewer_client, calls(event="Order Completed"))
     assert response.context["detail"].forwarded_name == "Order Placed"
     assert '"event_name": "Order Placed"' in response.context["detail"].planned[-1].body

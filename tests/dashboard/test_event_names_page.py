@@ -12,9 +12,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard.views.event_names import gauge
+from forwarding import event_names
 from forwarding.delivery import connection
 from forwarding.event_names import Usage
 from forwarding.models import Call, CallType, Delivery, EventName, EventNameHour, IntercomStatus, NameStatus, State
+from forwarding.transformations import store
 
 pytestmark = pytest.mark.django_db
 
@@ -28,12 +30,21 @@ def limit(settings):
     return 4
 
 
-def name(label, *, slot=True, days_ago=1, **fields):
+def name(label, *, slot=True, days_ago=1, rename_to=None, **fields):
     seen = timezone.now() - timedelta(days=days_ago)
     fields.setdefault("first_seen_at", seen - timedelta(days=1))
-    return EventName.objects.create(
+    entry = EventName.objects.create(
         key=label.lower(), name=label, slot_used_at=seen if slot else None, last_seen_at=seen, **fields
     )
+    if rename_to is not None:  # a rename-event rule, as the page's Rename makes
+        event_names.rename(entry, rename_to.name)
+    return entry
+
+
+def renamed(entry):
+    """The name a rename-event rule forwards `entry` as, or None."""
+    found = store.renames().get(entry.key)
+    return found.to if found else None
 
 
 def held_calls(source, entry, count):
@@ -279,7 +290,7 @@ def test_an_operator_renames_a_name_to_a_new_one_and_resends_its_held_calls(oper
     )
     target = EventName.objects.get(key="signed up")
     assert target.name == "Signed Up"
-    assert EventName.objects.get(pk=entry.pk).rename_to == target
+    assert renamed(entry) == target.name
     assert states(entry) == [State.PENDING, State.PENDING]
     assert messages_of(response) == [
         "Renamed 'signup' to 'Signed Up'; resent 2 held or failed calls under 'Signed Up'."
@@ -288,6 +299,7 @@ def test_an_operator_renames_a_name_to_a_new_one_and_resends_its_held_calls(oper
     assert logged == {
         ("signup", CHANGE, "Renamed 'signup' to 'Signed Up'; resent 2 held or failed calls under 'Signed Up'"),
         ("Signed Up", ADDITION, "Added as the new name of 'signup'"),
+        ("rule 1: rename signup", ADDITION, "Renames 'signup' to 'Signed Up'."),  # the rename-event rule
     }
 
 
@@ -296,11 +308,12 @@ def test_an_operator_renames_to_an_existing_name_without_resending(operator_clie
     held_calls(source, entry, 1)
 
     response = operator_client.post(action_url("rename", entry), {"new_name": "signed up"}, follow=True)
-    assert EventName.objects.get(pk=entry.pk).rename_to == existing
+    assert renamed(entry) == existing.name
     assert states(entry) == [State.HELD]
     assert messages_of(response) == ["Renamed 'Sign Up' to 'Signed Up'."]
     assert EventName.objects.count() == 2
-    assert LogEntry.objects.get().change_message == "Renamed 'Sign Up' to 'Signed Up'"
+    logged = [e.change_message for e in LogEntry.objects.order_by("pk")]
+    assert logged == ["Renames 'Sign Up' to 'Signed Up'.", "Renamed 'Sign Up' to 'Signed Up'"]
 
 
 @pytest.mark.parametrize(("new_name", "error"), [("", "needs a new name"), ("SAME", "cannot be renamed to itself")])
@@ -309,7 +322,7 @@ def test_a_rename_the_service_refuses_changes_nothing(operator_client, new_name,
     response = operator_client.post(action_url("rename", entry), {"new_name": new_name}, follow=True)
     [message] = messages_of(response)
     assert error in message
-    assert EventName.objects.get(pk=entry.pk).rename_to is None
+    assert renamed(entry) is None
     assert not LogEntry.objects.exists()
 
 
@@ -379,7 +392,7 @@ def test_viewers_are_refused_every_action(viewer_client, source):
     for verb in ACTIONS:
         assert viewer_client.post(action_url(verb, entry), data).status_code == 403
     entry.refresh_from_db()
-    assert (entry.status, entry.rename_to, entry.held_count) == (NameStatus.ACTIVE, None, 1)
+    assert (entry.status, renamed(entry), entry.held_count) == (NameStatus.ACTIVE, None, 1)
     assert states(entry) == [State.HELD]
     assert not EventName.objects.filter(key="elsewhere").exists()
     assert not LogEntry.objects.exists()
