@@ -165,6 +165,9 @@ class Client:
     def update_contact(self, contact_id, body):
         return self.request("PUT", f"/contacts/{quote(contact_id, safe='')}", body)
 
+    def delete_contact(self, contact_id):
+        return self.request("DELETE", f"/contacts/{quote(contact_id, safe='')}")
+
     def unarchive_contact(self, contact_id):
         return self.request("POST", f"/contacts/{quote(contact_id, safe='')}/unarchive")
 

@@ -5,9 +5,9 @@ one, say why one cannot be resent, expunge one's personal data. The engine itsel
 from django.db import transaction
 from django.utils import timezone
 
-from forwarding import event_names
+from forwarding import event_names, privacy
 from forwarding.delivery import queue
-from forwarding.models import Call, Delivery, Exchange, Trigger
+from forwarding.models import Call, Delivery, Exchange, State, Trigger
 
 
 def accept(calls):
@@ -17,6 +17,7 @@ def accept(calls):
     """
     now = timezone.now()
     keys = event_names.record_arrivals(calls)
+    gone = privacy.suppressed({call.user_id for call in calls})  # forgotten users who asked for it
     deliveries = [
         Delivery(
             call=call,
@@ -28,9 +29,24 @@ def accept(calls):
             enqueued_at=now,
         )
         for call in calls
+        if call.user_id not in gone
     ]
     Delivery.objects.bulk_create(deliveries)
-    ids = [call.pk for call in calls]
+    if gone:
+        forgotten = [call for call in calls if call.user_id in gone]
+        Delivery.objects.bulk_create(
+            Delivery(
+                call=call,
+                created_at=call.received_at,
+                next_attempt_at=call.received_at,
+                state=State.SUPPRESSED,
+                last_error=f"{privacy.REASON}: their calls are suppressed",
+                error_cause="forgotten",
+            )
+            for call in forgotten
+        )
+        privacy.expunge([call.pk for call in forgotten], now)  # never kept: their payload, ids and email go at once
+    ids = [delivery.call_id for delivery in deliveries]
     if ids:
         # robust: the calls are committed; a failed enqueue is the sweeper's to repair.
         transaction.on_commit(lambda: queue.enqueue(ids), robust=True)

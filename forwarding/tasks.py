@@ -16,8 +16,12 @@ def deliver(delivery_id):
 def sweep():
     from django.conf import settings
 
+    from forwarding import privacy
+
     # Started about once a minute by its schedule; sweeps every RELAY_SWEEP_INTERVAL meanwhile.
-    return sweeper.sweep_for(50, settings.RELAY_SWEEP_INTERVAL)
+    swept = sweeper.sweep_for(50, settings.RELAY_SWEEP_INTERVAL)
+    privacy.delete_due()  # forgotten users' Intercom contacts still to delete
+    return swept
 
 
 def prune():

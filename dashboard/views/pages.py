@@ -18,6 +18,7 @@ def urls(site):
         path("calls/<relay_id:pk>/expunge/", page(calls.Expunge), name="call_expunge"),
         path("users/", page(users.UserHistory), name="user_history"),
         path("users/resend-failed/", page(users.ResendFailed), name="user_resend_failed"),
+        path("users/forget/", page(users.ForgetUser), name="user_forget"),
         path("resend/", page(bulk.Confirm), name="bulk_resend"),
         path("resend/start/", page(bulk.Start), name="bulk_resend_start"),
         path("resend/<relay_id:pk>/", page(bulk.Job), name="bulk_resend_job"),

@@ -11,7 +11,10 @@ from django.utils import timezone
 from dashboard import bulk, queries
 from dashboard.filters import LogFilter
 from dashboard.views.common import Action, Page, audit, shown_workspace
-from forwarding.models import State
+from forwarding import privacy
+from forwarding.models import Forgotten, State
+
+FORGOTTEN_SHOWN = 20
 
 
 class UserHistory(Page):
@@ -29,6 +32,7 @@ class UserHistory(Page):
             "people": [(p, f"{base}?{urlencode({'q': p.label})}") for p in people],
             "person": person,
             "history": None,
+            "forgotten": list(Forgotten.objects.order_by("-requested_at", "-pk")[:FORGOTTEN_SHOWN]) if not text else [],
         }
         if person is not None:
             cursor = request.GET.get("earlier") or request.GET.get("later") or ""
@@ -70,3 +74,28 @@ class ResendFailed(Action):
         audit(request, job, f"Resent the failed calls of user {user_id}: {job.reopened} of {job.total}.")
         messages.success(request, f"Resending {job.reopened} failed calls of {user_id}: their new attempts show below.")
         return HttpResponseRedirect(back)
+
+
+class ForgetUser(Action):
+    """A privacy request: the user's stored data expunged, their Intercom contact deleted (tried
+    now, then by the sweeper until done), a tombstone kept; their later calls suppressed when asked.
+    The operator types the userId again to confirm."""
+
+    def post(self, request):
+        user_id = (request.POST.get("user_id") or "").strip()[:255]
+        confirm = (request.POST.get("confirm") or "").strip()
+        back = f"{reverse('admin:user_history')}?{urlencode({'q': user_id})}"
+        if not user_id or confirm != user_id:
+            messages.error(request, "Nothing was forgotten: type the userId exactly to confirm.")
+            return HttpResponseRedirect(back if user_id else reverse("admin:user_history"))
+        tombstone = privacy.forget(user_id, request.user, suppress=request.POST.get("suppress") == "on")
+        privacy.delete_in_intercom(tombstone)
+        done = f"Forgot a user: {tombstone.calls_expunged} calls expunged"
+        if tombstone.suppress:
+            done += ", later calls suppressed"
+        audit(request, tombstone, f"{done}; Intercom: {tombstone.intercom}.")
+        if tombstone.intercom in ("deleted", "absent"):
+            messages.success(request, f"{done}; Intercom contact {tombstone.intercom}.")
+        else:
+            messages.warning(request, f"{done}. Intercom's deletion will be tried again: {tombstone.intercom_error}.")
+        return HttpResponseRedirect(reverse("admin:user_history"))

@@ -10,6 +10,7 @@ from forwarding.models.intercom import (
     RateLimitWindow,
     WorkerStart,
 )
+from forwarding.models.privacy import Forgotten, IntercomDeletion, SuppressedUser, hash_user
 from forwarding.models.tallies import DeliveryTally
 from forwarding.models.transformations import Rule, RuleCallType, RuleSet
 from forwarding.models.workers import ClusterBeat, SweepRun
@@ -24,10 +25,12 @@ __all__ = [
     "DataAttribute",
     "EventName",
     "EventNameHour",
+    "Forgotten",
     "IngestWindow",
     "Delivery",
     "DeliveryTally",
     "Exchange",
+    "IntercomDeletion",
     "IntercomStatus",
     "NameStatus",
     "Outcome",
@@ -38,8 +41,10 @@ __all__ = [
     "RuleSet",
     "Source",
     "State",
+    "SuppressedUser",
     "SweepRun",
     "Trigger",
     "WorkerStart",
     "hash_key",
+    "hash_user",
 ]

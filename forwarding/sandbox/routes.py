@@ -21,6 +21,7 @@ ROUTES = {
     "ShowContact": lambda state, r: (200, state.get_contact(_contact_id(r))),
     "ShowContactByExternalId": lambda state, r: (200, state.find_contact_by_external_id(r.path_params["external_id"])),
     "SearchContacts": lambda state, r: (200, state.search_contacts(_body(r))),
+    "DeleteContact": lambda state, r: (200, state.delete_contact_by_id(_contact_id(r))),
     "ArchiveContact": lambda state, r: (200, state.archive_contact(_contact_id(r))),
     "UnarchiveContact": lambda state, r: (200, state.unarchive_contact(_contact_id(r))),
     "lisDataAttributes": lambda state, r: (

@@ -205,6 +205,19 @@ class SandboxState:
                     self._event_names[name.lower()]["active"] = False
 
     @changes
+    def delete_contact_by_id(self, contact_id):
+        """DELETE /contacts/{id}: the contact (archived or not) deleted for good; 404 when unknown."""
+        with self._lock:
+            record = self._contacts.get(contact_id)
+            if record is None:
+                raise not_found_user()
+            answer = self.delete_contact(record.data["external_id"]) if record.data["external_id"] else None
+            if answer is None:  # a lead has no external_id
+                del self._contacts[contact_id]
+                answer = {"type": "contact", "id": contact_id, "external_id": None, "deleted": True}
+            return answer
+
+    @changes
     def delete_contact(self, external_id):
         """Delete the contact (archived or not) with this external_id, as an operator can in
         Intercom's UI: its id goes stale. KeyError when there is none."""

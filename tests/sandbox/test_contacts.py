@@ -203,3 +203,18 @@ def test_it_leaves_new_contacts_out_of_search_during_the_configured_lag(api, san
     # Intercom's search is eventually consistent; find_by_external_id is not.
     assert search.json()["total_count"] == 0
     assert api.get("/contacts/find_by_external_id/u1").status_code == 200
+
+
+def test_it_deletes_a_contact_archived_or_not_and_answers_404_after(api, sandbox):
+    kept = api.contact("u1")
+    archived = api.contact("u2")
+    api.post(f"/contacts/{archived['id']}/archive")
+
+    deleted = api.delete(f"/contacts/{archived['id']}")
+    again = api.delete(f"/contacts/{archived['id']}")
+
+    assert deleted.status_code == 200
+    assert deleted.json() == {"type": "contact", "id": archived["id"], "external_id": "u2", "deleted": True}
+    assert again.status_code == 404
+    assert [c["id"] for c in sandbox.state.contacts] == [kept["id"]]
+    assert sandbox.violations == []
