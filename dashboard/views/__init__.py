@@ -20,6 +20,6 @@ register_converter(RowId, "relay_id")
 
 
 def urls(site):
-    from dashboard.views import attributes, event_names, pages
+    from dashboard.views import alerts, attributes, event_names, pages, tokens
 
-    return [*pages.urls(site), *event_names.urls(site), *attributes.urls(site)]
+    return [*pages.urls(site), *event_names.urls(site), *attributes.urls(site), *tokens.urls(site), *alerts.urls(site)]

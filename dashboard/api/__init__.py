@@ -1,0 +1,1 @@
+"""The operator API under /api/v1/ (Django REST framework)."""

@@ -1,0 +1,5 @@
+"""Alert targets and the alerts sent."""
+
+
+def urls(site):
+    return []
