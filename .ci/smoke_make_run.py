@@ -4,8 +4,10 @@
 Clones the repository's HEAD (so .venv and var/ start empty), starts `make run` on a free port,
 waits for /health, posts an identify and a track with segment-analytics-python using the printed
 write key, checks they were stored and delivered to the sandbox, stops it with Ctrl-C (SIGINT to
-its process group) and checks that nothing it started is left. A second `make run` must show the
-same write key and stop on SIGTERM to make.
+its process group) within QUICK_STOP seconds and checks that nothing it started is left. A second
+`make run` must show the same write key; `manage.py send_demo_traffic`, run from another shell with
+none of the relay's settings in its environment (it reads var/relay.env), must be accepted and every
+demo call delivered; then it must stop on SIGTERM to make.
 
 Run locally: python3 .ci/smoke_make_run.py (it tests what is committed, not the work tree).
 """
@@ -47,6 +49,14 @@ DELIVERY_STATES = (
     "from forwarding.models import Delivery; print(','.join(sorted(Delivery.objects.values_list('state', flat=True))))"
 )
 DELIVERY_TIMEOUT = 60
+# Ctrl-C with nothing in flight stops everything within this many seconds.
+QUICK_STOP = 5
+DEMO_STATES = (
+    "import json; from collections import Counter; from django.db.models import Q; "
+    "from forwarding.models import Delivery; "
+    "demo = Q(call__user_id__startswith='demo-') | Q(call__anonymous_id__startswith='demo-'); "
+    "print(json.dumps(Counter(Delivery.objects.filter(demo).values_list('state', flat=True))))"
+)
 RESEND_IDENTIFY = (
     "from forwarding import services; from forwarding.models import Delivery; "
     "print(services.resend(Delivery.objects.get(call__type='identify')))"
@@ -137,6 +147,26 @@ def check_continues(clone, env, port):
     print("after the restart: the sandbox kept its contact, and a resend was delivered to it", flush=True)
 
 
+def check_demo_traffic(clone, env):
+    """send_demo_traffic from a shell with none of the relay's settings: accepted and delivered."""
+    bare = {name: value for name, value in env.items() if name not in ("PORT", "RELAY_SANDBOX_PORT")}
+    python = str(clone / ".venv" / "bin" / "python")
+    sent = subprocess.run(
+        [python, "manage.py", "send_demo_traffic", "--seed", "1"], cwd=clone, env=bare, capture_output=True, text=True
+    )
+    if sent.returncode != 0:
+        raise SmokeFailure(f"send_demo_traffic failed in a clean shell: {sent.stderr.strip()[-500:]}")
+    deadline = time.monotonic() + DELIVERY_TIMEOUT
+    while True:
+        states = json.loads(django_shell(clone, bare, DEMO_STATES))
+        if states and set(states) == {"delivered"}:
+            break
+        if time.monotonic() > deadline:
+            raise SmokeFailure(f"demo calls not all delivered within {DELIVERY_TIMEOUT} s: {states}")
+        time.sleep(1)
+    print(f"send_demo_traffic from a clean shell: {states['delivered']} calls, all delivered", flush=True)
+
+
 def check_calls(clone, env, port, write_key):
     """Post an identify and a track: both must be stored and, with the sandbox, delivered."""
     python = str(clone / ".venv" / "bin" / "python")
@@ -195,12 +225,14 @@ class Relay:
                 raise SmokeFailure(f"make run did not print {text!r} within {timeout} s")
             time.sleep(0.2)
 
-    def stop(self, signum, whole_group):
+    def stop(self, signum, whole_group, within=STOP_TIMEOUT):
+        started = time.monotonic()
         (os.killpg if whole_group else os.kill)(self.make.pid, signum)
         try:
-            self.make.wait(STOP_TIMEOUT)
+            self.make.wait(within)
         except subprocess.TimeoutExpired:
-            raise SmokeFailure(f"make run still running {STOP_TIMEOUT} s after {signum.name}") from None
+            raise SmokeFailure(f"make run still running {within} s after {signum.name}") from None
+        self.stopped_in = time.monotonic() - started
         # run_relay prints it last, after every child has exited.
         if not self.output().rstrip().endswith("Stopped."):
             raise SmokeFailure("run_relay did not report a clean stop")
@@ -235,8 +267,8 @@ def main():
             relay.wait_for_output(f"write key {write_key}")
             check_calls(clone, env, port, write_key)
 
-            relay.stop(signal.SIGINT, whole_group=True)
-            print("Ctrl-C (SIGINT to the process group) stopped everything", flush=True)
+            relay.stop(signal.SIGINT, whole_group=True, within=QUICK_STOP)
+            print(f"Ctrl-C (SIGINT to the process group) stopped everything in {relay.stopped_in:.1f} s", flush=True)
 
             log.write_text("")
             relay = Relay(clone, env, log)
@@ -244,6 +276,7 @@ def main():
             relay.wait_for_output(f"write key {write_key}")
             print("a second make run came up and showed the same write key", flush=True)
             check_continues(clone, env, port)
+            check_demo_traffic(clone, env)
             relay.stop(signal.SIGTERM, whole_group=False)
             print("SIGTERM to make stopped everything")
         except (SmokeFailure, subprocess.CalledProcessError, OSError) as failure:

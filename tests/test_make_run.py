@@ -202,6 +202,66 @@ def test_stop_ends_each_child_and_what_it_left_in_its_group():
 
 
 @pytest.mark.timeout(30)
+def test_stop_waits_for_the_children_together_not_one_after_another():
+    # Each takes 2 s to finish after SIGTERM, as a worker finishing its task does.
+    slow = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: (time.sleep(2), sys.exit(0)))\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    children = {name: spawn(slow) for name in ("sandbox", "web", "worker")}
+    started = time.monotonic()
+
+    stop(children, timeout=10)
+
+    assert time.monotonic() - started < 4  # not 6
+    assert [proc.returncode for proc in children.values()] == [0, 0, 0]
+
+
+def test_manage_py_reads_the_settings_make_run_saved_and_the_environment_wins(tmp_path):
+    import manage
+
+    saved = tmp_path / "relay.env"
+    run_relay.save_run_settings(
+        saved,
+        {
+            "DJANGO_SECRET_KEY_FILE": "/k",
+            "INTERCOM_API_BASE": "http://127.0.0.1:8001",
+            "INTERCOM_ACCESS_TOKEN": "t",
+            "PORT": "8000",
+        },
+    )
+
+    assert mode(saved) == 0o600
+    assert manage.run_settings(saved, {}) == {
+        "DJANGO_SECRET_KEY_FILE": "/k",
+        "INTERCOM_API_BASE": "http://127.0.0.1:8001",
+        "INTERCOM_ACCESS_TOKEN": "t",
+        "PORT": "8000",
+    }
+    assert "PORT" not in manage.run_settings(saved, {"PORT": "9000"})
+    # A token of one's own never goes to the sandbox's URL, nor the sandbox's token to Intercom.
+    assert manage.run_settings(saved, {"INTERCOM_ACCESS_TOKEN": "real"}) == {
+        "DJANGO_SECRET_KEY_FILE": "/k",
+        "PORT": "8000",
+    }
+    assert manage.run_settings(tmp_path / "missing", {}) == {}
+
+
+def test_a_refused_token_or_an_unreachable_intercom_is_said_at_start(settings):
+    from forwarding.sandbox.testing import running_sandbox
+
+    with running_sandbox(token="right") as sandbox:
+        assert run_relay.intercom_check({"INTERCOM_API_BASE": sandbox.url, "INTERCOM_ACCESS_TOKEN": "right"}) == ""
+        refused = run_relay.intercom_check({"INTERCOM_API_BASE": sandbox.url, "INTERCOM_ACCESS_TOKEN": "wrong"})
+    unreachable = run_relay.intercom_check({"INTERCOM_API_BASE": "http://127.0.0.1:9", "INTERCOM_ACCESS_TOKEN": "t"})
+
+    assert refused.startswith("Intercom refused the token (HTTP 401)")
+    assert unreachable.startswith("Intercom cannot be reached at http://127.0.0.1:9")
+
+
+@pytest.mark.timeout(30)
 def test_it_notices_a_child_that_exited():
     running = spawn(SLEEPER)
     done = spawn("print('ready')")

@@ -6,7 +6,6 @@ so does the exit of any one child (this command then exits non-zero).
 
 import os
 import secrets
-import shlex
 import signal
 import subprocess
 import sys
@@ -27,8 +26,11 @@ from forwarding.models import Source
 VAR = settings.BASE_DIR / "var"
 MANAGE = str(settings.BASE_DIR / "manage.py")
 ADMIN_USERNAME = "admin"
-EXPORTED = ["DJANGO_SECRET_KEY_FILE", "INTERCOM_API_BASE", "INTERCOM_ACCESS_TOKEN"]
-# Seconds the web process gets to answer /health, and each child gets to exit after SIGTERM.
+EXPORTED = ["DJANGO_SECRET_KEY_FILE", "INTERCOM_API_BASE", "INTERCOM_ACCESS_TOKEN", "PORT"]
+# The settings this command chose, read by manage.py in any other shell (see manage.py).
+RUN_SETTINGS = "relay.env"
+# Seconds the web process gets to answer /health, and the children get to exit after SIGTERM
+# (together: a delivery in flight finishes within its lease; idle, they are gone within seconds).
 READY_TIMEOUT = 60
 STOP_TIMEOUT = 30
 # A process that exits is started again, up to RESTART_LIMIT times in RESTART_WINDOW seconds;
@@ -153,21 +155,51 @@ class Restarts:
 
 
 def stop(children, timeout=STOP_TIMEOUT):
-    """Stop the children, the last started first: SIGTERM to each, a wait, then SIGKILL to its group."""
-    for proc in reversed(children.values()):
-        # Only the leader gets SIGTERM: gunicorn's master and qcluster stop their own workers
-        # (a qcluster whose sentinel is killed along with it can hang).
-        proc.terminate()
+    """Stop the children together: SIGTERM to each leader at once, one shared wait, then SIGKILL
+    to each group. Only the leaders get SIGTERM: gunicorn's master and qcluster stop their own
+    workers (a qcluster whose sentinel is killed along with it can hang)."""
+    for proc in children.values():
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + timeout
+    for proc in children.values():
         try:
-            proc.wait(timeout)
+            proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
+    for proc in children.values():
         try:
             # Whatever is left in its group: a hung leader, or workers it left behind.
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         proc.wait()
+
+
+def save_run_settings(path, env):
+    """Write the settings this command gave its children to `path`, for manage.py in other shells."""
+    lines = ["# Written by `make run`: the settings it chose. The environment wins over them."]
+    lines += [f"{name}={env[name]}" for name in EXPORTED if env.get(name)]
+    write_private(path, "\n".join(lines))
+
+
+KEPT = "The relay starts all the same: calls are kept and retried."
+
+
+def intercom_check(env):
+    """One line on whether the configured Intercom accepts the token (GET /me), or "" when fine."""
+    from forwarding import intercom
+
+    base = env.get("INTERCOM_API_BASE") or intercom.base_url()
+    token = env.get("INTERCOM_ACCESS_TOKEN") or settings.INTERCOM_ACCESS_TOKEN
+    answer = intercom.Client(base, token, settings.INTERCOM_API_VERSION, (3, 5)).me()
+    if answer.ok:
+        return ""
+    if answer.status in (401, 403):
+        return f"Intercom refused the token (HTTP {answer.status}): check INTERCOM_ACCESS_TOKEN. {KEPT}"
+    if answer.status is None:
+        return f"Intercom cannot be reached at {base} ({answer.error}). {KEPT}"
+    return f"Intercom answered GET /me with HTTP {answer.status}. {KEPT}"
 
 
 def is_healthy(url):
@@ -198,6 +230,12 @@ class Command(BaseCommand):
         connections.close_all()
 
         commands, env, intercom = self.plan(port)
+        env["PORT"] = str(port)
+        save_run_settings(VAR / RUN_SETTINGS, env)
+        if settings.INTERCOM_ACCESS_TOKEN:  # the real API: say at once when it will not work
+            problem = intercom_check(env)
+            if problem:
+                self.stderr.write(problem)
         received = []
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda signum, frame: received.append(signum))
@@ -271,15 +309,13 @@ class Command(BaseCommand):
     def print_banner(self, base, write_key, password, intercom, env):
         password = password or "(not shown: var/admin_password is missing or stale)"
         write_key = write_key or "(not shown: var/write_key is missing or stale)"
-        # What this command added to its children's environment, for manage.py in another shell.
-        added = [f"{name}={shlex.quote(env[name])}" for name in EXPORTED if env.get(name) != os.environ.get(name)]
         lines = [
             "",
             "Intercom Relay is running.",
             f"  Dashboard:  {base}/admin/   user {ADMIN_USERNAME}, password {password}",
             f"  Ingestion:  {base}/v1/batch   write key {write_key}",
             f"  Intercom:   {intercom}",
-            *([f"  Commands:   export {' '.join(added)}"] if added else []),
+            "  Commands:   .venv/bin/python manage.py send_demo_traffic   (any shell: settings in var/relay.env)",
             "Press Ctrl-C to stop.",
             "",
         ]
