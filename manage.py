@@ -25,7 +25,9 @@ def run_settings(path=RUN_SETTINGS, environ=os.environ):
 
 
 def main():
-    if os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings") == "config.settings":
+    # run_relay (make run) chooses these settings itself: it must never read its last choice back.
+    chooses = sys.argv[1:2] == ["run_relay"]
+    if os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings") == "config.settings" and not chooses:
         os.environ.update(run_settings())
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.core.management import execute_from_command_line

@@ -45,6 +45,11 @@ class BulkResendAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # started from the delivery log's filters
 
+    change_list_template = "dashboard/bulk_list.html"
+
+    def has_module_permission(self, request):
+        return False  # listed once, in the sidebar's Relay section, not again under its app
+
     def has_change_permission(self, request, obj=None):
         return False
 

@@ -690,6 +690,21 @@ def find_people(text, limit=10):
     return []
 
 
+RECENT_USERS_SCAN = 500  # newest calls read to find recent users: bounded whatever the table's size
+
+
+def recent_users(limit=10):
+    """The userIds of the newest calls (up to `limit`, newest first): a hint of who is there."""
+    found = []
+    recent = Call.objects.exclude(user_id="").order_by("-received_at", "-id").values_list("user_id", flat=True)
+    for user_id in recent[:RECENT_USERS_SCAN]:
+        if user_id not in found:
+            found.append(user_id)
+            if len(found) == limit:
+                break
+    return found
+
+
 def _distinct(queryset, column, limit):
     return list(queryset.order_by().values_list(column, flat=True).distinct()[:limit])
 

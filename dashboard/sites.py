@@ -10,6 +10,7 @@ class RelayAdminSite(admin.AdminSite):
     site_header = "Intercom Relay"
     site_title = "Intercom Relay"
     index_title = "Overview"
+    site_url = None  # no public site: the header's "View site" led to a bare 404
 
     @property
     def login_form(self):

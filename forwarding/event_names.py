@@ -197,13 +197,14 @@ def refused_by_intercom(event_key, forwarded_name):
     )
 
 
-def count_deltas(old_state, new_state):
+def count_deltas(old_state, new_state, delivered_before=False):
     """{counter: change} that a delivery moving from `old_state` to `new_state` makes to its
-    name's delivered, held and suppressed counts."""
+    name's delivered, held and suppressed counts. A call delivered again (a resend) counts once:
+    "delivered" never exceeds the calls received."""
     if old_state == new_state:
         return {}
     deltas = {}
-    if new_state == State.DELIVERED:
+    if new_state == State.DELIVERED and not delivered_before:
         deltas["delivered_count"] = 1
     if new_state == State.SUPPRESSED:
         deltas["suppressed_count"] = 1
@@ -214,9 +215,9 @@ def count_deltas(old_state, new_state):
     return deltas
 
 
-def count_outcome(event_key, old_state, new_state):
+def count_outcome(event_key, old_state, new_state, delivered_before=False):
     """Keep the per-name counts as a delivery ends (see `count_deltas`)."""
-    deltas = count_deltas(old_state, new_state)
+    deltas = count_deltas(old_state, new_state, delivered_before)
     if event_key and deltas:
         EventName.objects.filter(key=event_key).update(**{name: F(name) + n for name, n in deltas.items()})
 

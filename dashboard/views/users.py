@@ -33,6 +33,7 @@ class UserHistory(Page):
             "person": person,
             "history": None,
             "forgotten": list(Forgotten.objects.order_by("-requested_at", "-pk")[:FORGOTTEN_SHOWN]) if not text else [],
+            "recent": [(u, f"{base}?{urlencode({'q': u})}") for u in queries.recent_users()] if not text else [],
         }
         if person is not None:
             cursor = request.GET.get("earlier") or request.GET.get("later") or ""

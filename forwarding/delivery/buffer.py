@@ -51,7 +51,8 @@ class OutcomeBuffer:
         self._keep(Attempt, log.outcome_fields(result), log.attempt.pk)
         self._keep(Delivery, changes, delivery.pk)
         if delivery.event_key:
-            for counter, change in event_names.count_deltas(delivery.state, State.DELIVERED).items():
+            again = delivery.delivered_at is not None
+            for counter, change in event_names.count_deltas(delivery.state, State.DELIVERED, again).items():
                 self.names[counter][delivery.event_key] += change
         self.count += 1
         if self.oldest is None:

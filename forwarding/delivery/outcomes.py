@@ -32,7 +32,8 @@ def finish(delivery, log, result):
         if log is not None:
             log.finish(result)
         Delivery.objects.filter(pk=delivery.pk).update(**changes)
-        event_names.count_outcome(delivery.event_key, delivery.state, changes.get("state", delivery.state))
+        new_state = changes.get("state", delivery.state)
+        event_names.count_outcome(delivery.event_key, delivery.state, new_state, delivery.delivered_at is not None)
     return changes
 
 

@@ -203,3 +203,18 @@ def test_arrivals_add_to_each_names_total_hour_and_last_seen(make_call):
     assert hours("signed up") == [(9, 1), (10, 3)]
     assert EventName.objects.get(key="viewed page").total_count == 1
     assert hours("viewed page") == [(11, 1)]
+
+
+def test_a_resent_call_counts_once_as_delivered(relay):
+    relay.identify("u1")
+    relay.track("u1", "Ordered")
+    delivery = Delivery.objects.get(call__event="Ordered")
+
+    for _ in range(2):
+        assert services.resend(delivery)
+        relay.deliver_due()
+        delivery.refresh_from_db()
+        assert delivery.state == State.DELIVERED
+
+    entry = EventName.objects.get(key="ordered")
+    assert (entry.total_count, entry.delivered_count) == (1, 1)  # "Delivered" never above "Total"
