@@ -243,7 +243,7 @@ def unarchive(entry):
 
 def rename(entry, new_name, resend_held_and_failed=False, by=None):
     """Forward calls named `entry` as `new_name` from now on (an existing or a new name): a
-    rename-event rule (README "Transformations"), made or changed by `by`."""
+    rename-event rule (docs/delivery.md, "Transformations"), made or changed by `by`."""
     new_key = key_of(new_name)
     if new_key == entry.key:
         raise ValueError("a name cannot be renamed to itself")

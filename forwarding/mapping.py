@@ -67,7 +67,7 @@ _CURRENCY = re.compile(r"[A-Za-z]{3}")
 _TRUE_STRINGS = {"true": True, "false": False}
 
 _NAME_KEYS = ("name",)
-# Aliases the peers' Intercom destinations read (RudderStack, Segment Actions): README "Mapping".
+# Aliases the peers' Intercom destinations read (RudderStack, Segment Actions): docs/delivery.md, "Mapping".
 _FIRST_NAME_KEYS = ("firstName", "first_name", "firstname")
 _LAST_NAME_KEYS = ("lastName", "last_name", "lastname")
 _SIGNED_UP_KEYS = ("createdAt", "created_at", "signed_up_at", "created")
@@ -80,7 +80,7 @@ _CALLER_IDENTITY_KEYS = ("userId", "anonymousId")  # a group's ids of its caller
 _COMPANY_CREATED_KEYS = ("remoteCreatedAt", "createdAt", "created_at", "created", "remote_created_at")
 DISABLED_REASON = "disabled for Intercom by the call (integrations)"
 ORDER_COMPLETED = "order completed"
-# A page event's metadata, in this order (README "Mapping"); name and category may be the call's own.
+# A page event's metadata, in this order (docs/delivery.md, "Mapping"); name and category may be the call's own.
 PAGE_FIELDS = ("url", "path", "title", "name", "referrer", "search", "category")
 _CALL_PAGE_FIELDS = ("name", "category")  # Segment's e-commerce spec: its `total` is the revenue
 # "$1,234.50", "1 234.50 €", "USD 12": a currency symbol or code around digits with thousands separators.

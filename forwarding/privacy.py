@@ -1,4 +1,4 @@
-"""Forget a user (a privacy request; README "Operations"): their stored data expunged at once,
+"""Forget a user (a privacy request; docs/operations.md): their stored data expunged at once,
 their Intercom contact deleted (retried until done), a tombstone kept, and optionally their
 later calls suppressed."""
 

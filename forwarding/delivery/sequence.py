@@ -1,4 +1,4 @@
-"""The Intercom request sequence of one attempt, per call type (the mapping table in the README),
+"""The Intercom request sequence of one attempt, per call type (the mapping table in docs/delivery.md),
 as a Result.
 
 Every cache of Intercom's state it reads heals itself from Intercom's answer (docs/fidelity.md): a

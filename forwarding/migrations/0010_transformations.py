@@ -1,4 +1,4 @@
-"""Transformation rules (README "Transformations"); the event-names page's renames become
+"""Transformation rules (docs/delivery.md, "Transformations"); the event-names page's renames become
 rename-event rules, one mechanism, and the registry's rename column goes."""
 
 import django.db.models.deletion

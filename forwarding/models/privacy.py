@@ -1,4 +1,4 @@
-"""Forgotten users (README "Operations"): a tombstone per privacy request, and the userIds whose
+"""Forgotten users (docs/operations.md): a tombstone per privacy request, and the userIds whose
 future calls are suppressed. Only a hash of the userId is kept."""
 
 import hashlib

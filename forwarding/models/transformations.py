@@ -1,4 +1,4 @@
-"""Transformation rules as stored: the dashboard edits them, the engine applies them (README
+"""Transformation rules as stored: the dashboard edits them, the engine applies them (docs/delivery.md,
 "Transformations"). The rules themselves are pure specs (forwarding/transformations/rules.py)."""
 
 from django.db import models

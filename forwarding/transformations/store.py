@@ -1,4 +1,4 @@
-"""The transformation rules in force (README "Transformations"): compiled once per process and
+"""The transformation rules in force (docs/delivery.md, "Transformations"): compiled once per process and
 used until the rule set's version changes (one small row read per task), saved with a new
 revision and the version bumped in the same transaction, every change in the admin log."""
 

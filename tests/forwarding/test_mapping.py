@@ -1155,7 +1155,7 @@ def test_it_validates_strictly_outside_the_two_relaxations():
     assert contact_validator.is_valid({"phone": None})  # nullable, as the description says
 
 
-# --- parity with the peers' Intercom destinations (README "Mapping") ------------------------------
+# --- parity with the peers' Intercom destinations (docs/delivery.md, "Mapping") ------------------------------
 
 PARITY_IDENTIFY = cases(
     ("created-to-signed_up_at", identify({"created": "2026-01-02T03:04:05Z"}), contact(signed_up_at=1767323045), []),

@@ -1,5 +1,5 @@
 """Mapping parity through the engine, against the sandbox: what the peers' Intercom destinations
-do, the relay does (README "Mapping")."""
+do, the relay does (docs/delivery.md, "Mapping")."""
 
 import pytest
 

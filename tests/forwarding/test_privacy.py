@@ -1,4 +1,4 @@
-"""Forgetting a user (README "Operations"): their stored data expunged at once, their Intercom
+"""Forgetting a user (docs/operations.md): their stored data expunged at once, their Intercom
 contact deleted (archived ones too, retried until done), a tombstone with a hash, and their later
 calls suppressed when asked."""
 

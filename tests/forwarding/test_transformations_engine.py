@@ -1,4 +1,4 @@
-"""Transformation rules in the delivery engine, against the sandbox (README "Transformations"):
+"""Transformation rules in the delivery engine, against the sandbox (docs/delivery.md, "Transformations"):
 applied at delivery to a copy of the payload, recorded on each attempt, counted by the event-name
 registry under the name they give, and re-read by every worker once they change."""
 

@@ -1,6 +1,6 @@
 """The rules' cache under a real qcluster of four workers: each worker process keeps the rules it
 compiled until the rule set's version moves, so a rule saved while they run applies to every
-call delivered after it, whichever worker takes it (README "Transformations")."""
+call delivered after it, whichever worker takes it (docs/delivery.md, "Transformations")."""
 
 import pytest
 

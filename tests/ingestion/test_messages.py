@@ -403,7 +403,7 @@ NOW = dt.datetime(2030, 5, 5, 8, 0, 0, tzinfo=UTC)
     ],
 )
 def test_the_timestamp_rule(post, source, monkeypatch, fields, batch_sent_at, expected):
-    """README "Timestamps": the time a call gets, and so its event's created_at in Intercom."""
+    """docs/delivery.md, "Timestamps": the time a call gets, and so its event's created_at in Intercom."""
     _, key = source
     monkeypatch.setattr(timezone, "now", lambda: NOW)
     body = {"batch": [message(messageId="m", **fields)]}

@@ -38,7 +38,7 @@ STOP_TIMEOUT = 30
 RESTART_LIMIT = 5
 RESTART_WINDOW = 600
 # gunicorn: 2 processes x 4 threads (gthread); --timeout only restarts a stuck worker, it does not
-# bound a slow client: in production a buffering reverse proxy does (README, Scale-out). A stopping
+# bound a slow client: in production a buffering reverse proxy does (docs/scale-out.md). A stopping
 # worker gets 10 s to finish its requests. No access log: some URLs carry a write key.
 # No control socket: it sits at one path per user, so two relays (or tests) would collide.
 GUNICORN_OPTIONS = ["--workers=2", "--threads=4", "--timeout=30", "--graceful-timeout=10", "--no-control-socket"]
