@@ -20,6 +20,13 @@ register_converter(RowId, "relay_id")
 
 
 def urls(site):
-    from dashboard.views import alerts, attributes, event_names, pages, tokens
+    from dashboard.views import alerts, attributes, event_names, pages, tokens, transformations
 
-    return [*pages.urls(site), *event_names.urls(site), *attributes.urls(site), *tokens.urls(site), *alerts.urls(site)]
+    return [
+        *pages.urls(site),
+        *event_names.urls(site),
+        *attributes.urls(site),
+        *tokens.urls(site),
+        *alerts.urls(site),
+        *transformations.urls(site),
+    ]

@@ -286,3 +286,23 @@ def test_only_the_shown_workspaces_ids_are_used(viewer_client, calls, shown_work
         ("POST", "/contacts/{contact_id}/companies"),
     ]
     assert '"id": "{company_id}"' in planned[-1].body
+
+
+def test_it_shows_the_rules_that_apply_and_the_payload_after_them(viewer_client, calls):
+    from forwarding.models import Rule
+    from forwarding.transformations import store
+
+    rule = store.save(
+        Rule(
+            call_type="track",
+            event="Order Completed",
+            operations=[{"op": "rename_property", "from": "properties.plan", "to": "properties.tier"}],
+        )
+    )
+    response = detail(viewer_client, calls(event="Order Completed"))
+    body = response.content.decode()
+    assert f'href="{reverse("admin:transformation_edit", args=[rule.pk])}"' in body
+    assert '"tier": "pro"' in response.context["detail"].payload_after_json
+    assert '"plan"' in response.context["detail"].payload_json  # the stored call is as received
+    [planned_event] = [p for p in response.context["detail"].planned if p.path == "/events"]
+    assert '"tier": "pro"' in planned_event.body
