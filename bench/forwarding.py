@@ -8,6 +8,13 @@ three phases over one backlog, one cluster and one sandbox whose limit changes b
 3. No limit: deliveries/s against a bare single-threaded `requests` loop that replays the very
    HTTP calls the relay made (goal >= 1.0); the qcluster's CPU time per delivery, the queries of
    one delivery, and the peak RSS of a task worker.
+4. No limit, with 20 transformation rules: a second cluster over a new backlog (RULE_USERS
+   users, so that each has about as many calls queued as in phase 3), in segments where the
+   rules are all enabled or all disabled (the same as none: disabled rules are not compiled), in
+   the order off, on, on, off, repeated, so that a drift of the machine's speed weighs on both
+   alike. Deliveries/s with the rules against without (goal >= 0.95). Most rules match none of
+   the bench's calls (other event names, another source, other call types); three match: a
+   set_constant and a change_type on every call, a rename_property on one name in 20.
 
 Users are identified and their contacts cached (ContactLink rows, contacts in the sandbox), so
 each delivery is one POST /events. The calls are stored and queued as ingestion does before the
@@ -37,6 +44,18 @@ FREE_SECONDS = float(os.environ.get("BENCH_FREE_SECONDS", 10))
 FREE_CALLS = int(os.environ.get("BENCH_FREE_CALLS", 5000))
 SETTLE_WINDOWS = 2
 BARE_SECONDS = 5.0
+# Phase 4: segments of RULE_SEGMENT_SECONDS, each after RULE_SETTLE_SECONDS for the workers to read
+# the rules again (they do at their next task); RULE_ROUNDS times off, on, on, off.
+RULE_SEGMENT_SECONDS = float(os.environ.get("BENCH_RULE_SEGMENT_SECONDS", 1.5))
+RULE_SETTLE_SECONDS = 0.5
+RULE_WARMUP_SECONDS = 4  # after the cluster's first delivery (the first seconds run slower)
+RULE_ROUNDS = int(os.environ.get("BENCH_RULE_ROUNDS", 3))
+# Phase 4's users: its backlog is five or six times phase 3's, spread so that each user has about
+# as many calls queued (25-30). With phase 3's 200 users (some 150 calls each) the run stalls after
+# a few seconds: a task whose calls wait for an older call of their user in another task sometimes
+# leaves them without a task just after that task handed on (loop.held_back after loop.kick_next),
+# and every later call of the user then waits for the sweeper.
+RULE_USERS = 1200
 TASK_SIZE = 25  # deliveries per task in the bench: ingestion's 100 calls split over 4 workers
 
 
@@ -61,7 +80,8 @@ def main():
             workers = support.worker_pids(qcluster)
             qcluster.stop()
             free["per delivery"] = queries_per_delivery(backend, sandbox)
-        figures += free_figures(free) + [memory_figure(peaks, workers)]
+            rules = with_and_without_rules(stack, backend, sandbox, free["rate"])
+        figures += free_figures(free) + [memory_figure(peaks, workers), rules_figure(rules)]
         support.report("forwarding", backend, figures)
 
 
@@ -260,6 +280,165 @@ def memory_figure(peaks, workers):
         worker_peak,
         "MB",
         notes={"largest other qcluster process (guard, pusher, monitor)": f"{other_peak} MB"},
+    )
+
+
+# -- phase 4: with and without transformation rules -------------------------------------------------
+
+
+def with_and_without_rules(stack, backend, sandbox, rate):
+    """Deliveries/s and qcluster CPU per delivery of a new cluster over a new backlog, in segments
+    with the 20 rules enabled or disabled; `rate`, phase 3's, sizes the backlog."""
+    from forwarding.models import Delivery, State
+
+    users = support.user_ids(RULE_USERS)
+    support.seed_contacts(sandbox, users[USERS:])  # the first USERS have their contacts already
+    save_rules()
+    toggle_rules(False)
+    order = [False, True, True, False] * RULE_ROUNDS
+    per_segment = RULE_SETTLE_SECONDS + RULE_SEGMENT_SECONDS
+    # The pace it may reach: phase 4 often runs faster than phase 3 (or phase 3 was slowed down).
+    pace = max(1.3 * rate, 1000)
+    store_tracks(users, int(pace * (1.25 * per_segment * len(order) + RULE_WARMUP_SECONDS + 2)))
+    started = datetime.now(UTC)
+    qcluster = support.start_qcluster(stack, backend, sandbox)
+    support.wait_for(lambda: delivered_between(started, datetime.now(UTC)), 60, "phase 4's first delivery", 0.1)
+    time.sleep(RULE_WARMUP_SECONDS)
+    segments, ran_out = [], False
+    for enabled in order:
+        if Delivery.objects.exclude(state=State.DELIVERED).count() < pace * per_segment:
+            ran_out = True
+            break
+        toggle_rules(enabled)
+        time.sleep(RULE_SETTLE_SECONDS)
+        start, cpu = datetime.now(UTC), support.group_cpu_seconds(qcluster.pid)
+        time.sleep(RULE_SEGMENT_SECONDS)
+        segments.append((enabled, start, datetime.now(UTC), support.group_cpu_seconds(qcluster.pid) - cpu))
+    time.sleep(1.0)  # the last delivered outcomes flushed (every half second)
+    qcluster.stop()
+    toggle_rules(False)
+    rates = [
+        f"{'on' if enabled else 'off'} {delivered_between(start, end) / (end - start).total_seconds():.0f}"
+        for enabled, start, end, _ in segments
+    ]
+    totals = {"on": segment_totals(segments, True), "off": segment_totals(segments, False)}
+    return {**totals, "by segment": ", ".join(rates), "ran_out": ran_out}
+
+
+def segment_totals(segments, enabled):
+    """Deliveries, seconds, qcluster CPU seconds and attempts that applied rules, over the segments
+    with the rules `enabled` (or not)."""
+    from forwarding.models import Attempt
+
+    totals = {"segments": 0, "delivered": 0, "seconds": 0.0, "cpu": 0.0, "attempts": 0, "with rules": 0}
+    for flag, start, end, cpu in segments:
+        if flag != enabled:
+            continue
+        rules = list(Attempt.objects.filter(started_at__gte=start, started_at__lt=end).values_list("rules", flat=True))
+        totals["segments"] += 1
+        totals["delivered"] += delivered_between(start, end)
+        totals["seconds"] += (end - start).total_seconds()
+        totals["cpu"] += cpu
+        totals["attempts"] += len(rules)
+        totals["with rules"] += sum(bool(applied) for applied in rules)
+    totals["rate"] = totals["delivered"] / totals["seconds"] if totals["seconds"] else 0.0
+    totals["cpu_ms"] = 1000 * totals["cpu"] / max(totals["delivered"], 1)
+    return totals
+
+
+def save_rules():
+    """The 20 rules, saved as the dashboard saves them: 17 match none of the bench's calls, 3 do."""
+    from forwarding.models import Rule, Source
+    from forwarding.transformations import store
+
+    # Its name sorts after "Bench": support.store_calls (the first source by name) keeps storing as Bench.
+    mobile = Source.create_with_key("Mobile App")[0]
+    specs = [
+        (
+            "track",
+            "Order Completed",
+            None,
+            {"op": "rename_property", "from": "properties.cart_total", "to": "properties.revenue"},
+        ),
+        ("track", "Signed Up", None, {"op": "set_constant", "path": "properties.channel", "value": "web"}),
+        ("track", "Product Viewed", None, {"op": "delete_property", "path": "properties.debug"}),
+        ("track", "Checkout Started", None, {"op": "change_type", "path": "properties.value", "to": "number"}),
+        (  # matches every bench call (they all have plan "pro")
+            "track",
+            "",
+            {"path": "properties.plan", "equals": "pro"},
+            {"op": "set_constant", "path": "properties.tier", "value": "gold"},
+        ),
+        ("track", "Cart Viewed", None, {"op": "change_case", "path": "properties.coupon", "to": "upper"}),
+        ("track", "Debug Ping", None, {"op": "drop"}),
+        ("track", "Signup", None, {"op": "rename_event", "to": "Signed Up"}),
+        ("track", "Page Scrolled", None, {"op": "drop"}),
+        ("track", "Video Played", None, {"op": "copy_field", "from": "context.page.url", "to": "properties.page_url"}),
+        ("track", "Search", None, {"op": "change_case", "path": "properties.query", "to": "lower"}),
+        (  # matches one bench call in 20
+            "track",
+            support.EVENT_NAMES[3],
+            None,
+            {"op": "rename_property", "from": "properties.sku", "to": "properties.product_sku"},
+        ),
+        ("track", "", None, {"op": "set_constant", "path": "properties.app", "value": "ios"}, mobile),
+        ("track", "Crash Report", None, {"op": "drop"}, mobile),
+        ("page", "", None, {"op": "copy_field", "from": "context.campaign.source", "to": "properties.utm_source"}),
+        ("page", "Pricing", None, {"op": "set_constant", "path": "properties.section", "value": "sales"}),
+        ("identify", "", None, {"op": "change_case", "path": "traits.email", "to": "lower"}),
+        ("track", "", None, {"op": "change_type", "path": "properties.items", "to": "text"}),  # every bench call
+        (
+            "identify",
+            "",
+            {"path": "traits.company_name", "exists": True},
+            {"op": "rename_property", "from": "traits.company_name", "to": "traits.company"},
+        ),
+        ("group", "", None, {"op": "change_type", "path": "traits.employees", "to": "number"}),
+    ]
+    for call_type, event, condition, operation, *source in specs:
+        rule = Rule(call_type=call_type, event=event, condition=condition, operations=[operation])
+        rule.source = source[0] if source else None
+        store.save(rule)
+    assert Rule.objects.count() == 20
+
+
+def toggle_rules(enabled):
+    """Every rule enabled (or disabled) and the rule set's version bumped, in one transaction: each
+    worker compiles the rules again at its next task."""
+    from django.db import transaction
+
+    from forwarding.models import Rule
+    from forwarding.transformations import store
+
+    with transaction.atomic():
+        Rule.objects.update(enabled=enabled)
+        store.bump()
+
+
+def rules_figure(rules):
+    on, off = rules["on"], rules["off"]
+    notes = {
+        "measured": f"{on['segments']} segments with the rules, {off['segments']} without, "
+        f"{RULE_SEGMENT_SECONDS:g} s each (order off, on, on, off); {on['delivered']} and "
+        f"{off['delivered']} deliveries",
+        "CPU per delivery": f"{on['cpu_ms']:.2f} ms in the qcluster processes with the rules, "
+        f"{off['cpu_ms']:.2f} ms without",
+        "deliveries/s by segment": rules["by segment"],
+        "attempts that applied a rule": f"{on['with rules']} of {on['attempts']} with the rules enabled, "
+        f"{off['with rules']} of {off['attempts']} without",
+    }
+    if rules["ran_out"]:
+        notes["warning"] = "the backlog ran low: fewer segments than planned"
+    return support.Figure(
+        "forwarding with 20 enabled rules (3 matching)",
+        round(on["rate"], 1),
+        "deliveries/s",
+        "the same run without rules",
+        round(off["rate"], 1),
+        support.ratio(on["rate"], off["rate"]),
+        ">= 0.95 x the run without rules",
+        bool(off["rate"]) and on["rate"] >= 0.95 * off["rate"],
+        notes,
     )
 
 
