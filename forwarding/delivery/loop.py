@@ -6,6 +6,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from forwarding import event_names
@@ -46,7 +47,7 @@ def deliver_many(pks, budget=TASK_BUDGET_SECONDS):
                 queue.enqueue(untried)
             if untried or time.monotonic() > deadline:
                 break
-        held_back(left)
+        users |= held_back(left)
         for pk in retry:
             if time.monotonic() < deadline:
                 users.add(deliver_one(pk, deadline))
@@ -107,8 +108,8 @@ def deliver_one(pk, deadline):
     while True:
         deliveries, _ = claim([pk])
         if not deliveries:
-            held_back([pk])
-            return user_id
+            freed = held_back([pk])
+            return freed.pop() if freed else user_id
         delivery = deliveries[0]
         changes = attempt.attempt(delivery)
         user_id = delivery.user_id
@@ -134,11 +135,22 @@ def claim(pks):
 def held_back(pks):
     """Deliveries a task could not claim: those still due are held back by an older call of their
     user, and their task ends here; the older call's worker hands them on when that one is done
-    (`kick_next`). (The others are not due, or another worker has them.)"""
-    if pks:
-        Delivery.objects.filter(pk__in=pks, state=State.PENDING, next_attempt_at__lte=timezone.now()).update(
-            enqueued_at=None
-        )
+    (`kick_next`). (The others are not due, or another worker has them.) Returns the users whose
+    older call finished meanwhile: its worker looked before this task let go, so it did not see
+    them, and `kick_next` must hand them on here."""
+    if not pks:
+        return set()
+    Delivery.objects.filter(pk__in=pks, state=State.PENDING, next_attempt_at__lte=timezone.now()).update(
+        enqueued_at=None
+    )
+    blocking = Delivery.objects.filter(
+        Q(created_at__lt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), pk__lt=OuterRef("pk")),
+        user_id=OuterRef("user_id"),
+        state__in=(State.PENDING, State.DELIVERING),
+        retry_count=0,
+    )
+    free = Delivery.objects.filter(pk__in=pks, state=State.PENDING, enqueued_at=None).exclude(user_id="")
+    return set(free.exclude(Exists(blocking)).values_list("user_id", flat=True))
 
 
 def kick_next(user_ids):
