@@ -6,9 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Reinstalled only when a requirements file changes.
 VENV_STAMP := $(VENV)/.requirements-installed
-NODE_CLIENTS := tests/clients/node
-NODE_STAMP := $(NODE_CLIENTS)/node_modules/.installed
-NODE_DEPS := $(if $(wildcard $(NODE_CLIENTS)/package-lock.json),$(NODE_STAMP))
+# The client libraries the tests drive: Node's (tests/clients/node) and the browser's
+# (tests/clients/browser). Each directory with a lock file gets `npm ci`, again when its lock changes.
+NODE_CLIENTS := tests/clients/node tests/clients/browser
+NODE_DEPS := $(foreach dir,$(NODE_CLIENTS),$(if $(wildcard $(dir)/package-lock.json),$(dir)/node_modules/.installed))
 PYTEST_ARGS ?=
 
 .PHONY: run test lint format bench
@@ -44,6 +45,6 @@ $(VENV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-$(NODE_STAMP): $(NODE_CLIENTS)/package-lock.json
-	npm ci --prefix $(NODE_CLIENTS) --no-audit --no-fund
+$(addsuffix /node_modules/.installed,$(NODE_CLIENTS)): %/node_modules/.installed: %/package-lock.json
+	npm ci --prefix $* --no-audit --no-fund
 	touch $@

@@ -110,7 +110,8 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_SSL_REDIRECT = envbool("DJANGO_SSL_REDIRECT", SESSION_COOKIE_SECURE)
-SECURE_REDIRECT_EXEMPT = [r"^v1/", r"^health$"]
+# Clients that cannot follow a redirect (beacons, preflights, SDKs) reach these over plain HTTP too.
+SECURE_REDIRECT_EXEMPT = [r"^v1/", r"^health$", r"^beacon/", r"^sourceConfig", r"^analytics\.js/", r"^analytics-next/"]
 # Off by default: a browser that has seen it refuses plain HTTP to this host for that long.
 SECURE_HSTS_SECONDS = envint("DJANGO_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
@@ -130,16 +131,37 @@ RELAY_LOGIN_WINDOW = envduration("RELAY_LOGIN_WINDOW", "15m")
 RELAY_BEHIND_PROXY = envbool("DJANGO_BEHIND_PROXY", False)
 
 # ------------------------------------------------------------------------------
-# Logging: to stderr; the request body and Authorization header are never logged.
+# Logging: to stderr; the request body and Authorization header are never logged, and write keys
+# in URLs (`?writeKey=`, /v1/projects/<key>/settings) are blanked out (config.logfilters).
 # ------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "filters": {"per_task_to_debug": {"()": "config.logfilters.PerTaskToDebug"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["per_task_to_debug"]}},
+    "filters": {
+        "per_task_to_debug": {"()": "config.logfilters.PerTaskToDebug"},
+        "redact_write_keys": {"()": "config.logfilters.RedactWriteKeys"},
+        "require_debug_true": {"()": "django.utils.log.RequireDebugTrue"},
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["per_task_to_debug", "redact_write_keys"],
+        }
+    },
     "root": {"handlers": ["stderr"], "level": envstr("RELAY_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # runserver's request lines, with DEBUG on as Django has them, but through the handler
+        # above: Django's own would write them without the redaction.
+        "django.server": {
+            "handlers": ["stderr"],
+            "filters": ["require_debug_true"],
+            "level": "INFO",
+            "propagate": False,
+        },
+    },
 }
 
 # ------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Write keys: HTTP Basic (the key as the user name) first, then `writeKey` in the body."""
+"""Write keys: HTTP Basic (the key as the user name) first, then `writeKey` in the query string (where
+RudderStack's browser SDK puts it for beacons and its source configuration), then `writeKey` in the body."""
 
 import base64
 import binascii
@@ -6,7 +7,7 @@ import binascii
 from forwarding.ingestion.errors import invalid_write_key
 from forwarding.models import Source
 
-NO_KEY = "No write key: send it as the HTTP Basic user name or as writeKey in the body."
+NO_KEY = "No write key: send it as the HTTP Basic user name, as writeKey in the query string or in the body."
 BAD_KEY = "The write key is unknown or its source is inactive."
 
 
@@ -35,6 +36,25 @@ def source_from_header(request):
     if not key:
         return None
     return _authenticate(key)
+
+
+def source_from_query(request):
+    """The source named by `?writeKey=`, None without one; IngestionError when it is not valid.
+
+    Request logs never show it: config.logfilters.RedactWriteKeys blanks it out.
+    """
+    key = request.GET.get("writeKey", "")
+    if not key:
+        return None
+    return _authenticate(key)
+
+
+def source_from_header_or_query(request):
+    """The source of the Basic Authorization header, else of `?writeKey=`; IngestionError without either."""
+    source = source_from_header(request) or source_from_query(request)
+    if source is None:
+        raise invalid_write_key(NO_KEY)
+    return source
 
 
 def source_from_body(body):

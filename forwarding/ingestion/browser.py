@@ -1,4 +1,5 @@
-"""The settings document analytics.js (analytics-next) fetches before it sends anything."""
+"""The settings document analytics.js (analytics-next) fetches before it sends anything, and the relay's
+public URL it and the snippets point browsers at."""
 
 from urllib.parse import urlsplit
 
@@ -17,6 +18,15 @@ def settings_document(request, write_key):
         # Otherwise analytics-next reports its own metrics to Segment's servers.
         "metrics": {"sampleRate": 0},
     }
+
+
+def public_url(request):
+    """The relay's URL as browsers reach it, without a trailing slash: `https://relay.example.com`.
+
+    RELAY_PUBLIC_URL (a path in it kept: a relay behind a proxy at /relay), else the request's own.
+    """
+    host, protocol = _public_host(request)
+    return f"{protocol}://{host}"
 
 
 def _public_host(request):

@@ -1,4 +1,5 @@
-"""A Host outside DJANGO_ALLOWED_HOSTS on /v1/: a JSON 400 (`bad_host`) instead of Django's HTML page."""
+"""A Host outside DJANGO_ALLOWED_HOSTS on an API path (/v1/, RudderStack's /beacon/ and /sourceConfig/):
+a JSON 400 (`bad_host`) instead of Django's HTML page."""
 
 import logging
 
@@ -8,13 +9,14 @@ from django.utils.log import log_response
 
 from forwarding.ingestion.headers import add_cors_headers
 
-API_PREFIX = "/v1/"
+# Where clients expect JSON (analytics.js's files are scripts: Django's page does as well there).
+API_PREFIXES = ("/v1/", "/beacon/", "/sourceConfig")
 # The logger Django itself reports a bad Host to, so that its log settings keep applying.
 security_logger = logging.getLogger("django.security.DisallowedHost")
 
 
 class JSONBadHostMiddleware:
-    """First in MIDDLEWARE: checks the Host of /v1/ requests before any other middleware asks for it.
+    """First in MIDDLEWARE: checks the Host of API requests before any other middleware asks for it.
 
     Clients log the JSON `message`; Django's page would be an HTML body they cannot read. Other
     paths (the dashboard, /health) keep Django's own answer.
@@ -24,7 +26,7 @@ class JSONBadHostMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path.startswith(API_PREFIX):
+        if request.path.startswith(API_PREFIXES):
             try:
                 request.get_host()
             except DisallowedHost as exc:

@@ -171,7 +171,7 @@ COMPONENTS = {
             "type": "http",
             "scheme": "basic",
             "description": "The write key as the user name and no password. Instead, a request may carry it as "
-            "`writeKey` in its JSON body.",
+            "`writeKey` in the query string (as RudderStack's browser SDK does) or in its JSON body.",
         }
     },
 }

@@ -278,7 +278,7 @@ def _times(message, envelope):
         original = timestamps.parse(_given(message.get("originalTimestamp"), message.get("timestamp")))
         sent_at = timestamps.parse(_given(message.get("sentAt"), envelope.sent_at))
         if timestamps.replayed(message):
-            # Corrected once already, by the server that first took it (README "Timestamps").
+            # Corrected once already, by the server that first took it (docs/delivery.md, "Timestamps").
             timestamp = timestamps.parse(message["timestamp"])
         else:
             timestamp = timestamps.corrected(received_at, original, sent_at, skew_threshold)

@@ -11,7 +11,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from forwarding.ingestion import auth, browser, decoding, key_limit, storage, validation
+from forwarding.ingestion import auth, browser, decoding, key_limit, rudderstack, storage, validation
 from forwarding.ingestion.errors import IngestionError, invalid_write_key
 from forwarding.ingestion.headers import add_cors_headers, client_ip
 from forwarding.ingestion.schema import IngestionSchema
@@ -67,10 +67,10 @@ class IngestionView(APIView):
 def source_and_body(request):
     """The request's source and JSON body, within the source's rate limit.
 
-    A key in the Authorization header is checked, and counted, before the body is read: a wrong
-    or throttled key costs no decompression or parsing.
+    A key in the Authorization header or the query string is checked, and counted, before the body
+    is read: a wrong or throttled key costs no decompression or parsing.
     """
-    source = auth.source_from_header(request)
+    source = auth.source_from_header(request) or auth.source_from_query(request)
     if source is not None:
         key_limit.take(source)
     body = decoding.read_body(request)
@@ -81,7 +81,8 @@ def source_and_body(request):
 
 
 class BatchView(IngestionView):
-    """POST /v1/batch (/v1/import, /v1/b): `{batch: [...], context?, integrations?, sentAt?}`."""
+    """POST /v1/batch (/v1/import, /v1/b, and RudderStack's /beacon/v1/batch?writeKey=…):
+    `{batch: [...], context?, integrations?, sentAt?}`."""
 
     def post(self, request):
         received_at = timezone.now()
@@ -116,6 +117,14 @@ class SettingsView(IngestionView):
         return Response(browser.settings_document(request, write_key), headers={"Cache-Control": "max-age=300"})
 
 
+class SourceConfigView(IngestionView):
+    """GET /sourceConfig/ for RudderStack's browser SDK: the key as HTTP Basic user name or `?writeKey=`."""
+
+    def get(self, request):
+        source = auth.source_from_header_or_query(request)
+        return Response(rudderstack.source_config_document(source), headers={"Cache-Control": "max-age=300"})
+
+
 def health(request):
     """GET /health: 200 when the database answers, 503 when it does not."""
     try:
@@ -129,5 +138,7 @@ def health(request):
 
 @csrf_exempt
 def not_found(request, *args, **kwargs):
-    """Any other /v1/ path, including a trailing slash: a JSON 404, never a redirect."""
-    return JsonResponse({"code": "not_found", "message": f"No API route {request.path}."}, status=404)
+    """Any other API path (/v1/…, /beacon/…), including a trailing slash: a JSON 404, never a redirect,
+    that a browser client may read from any origin."""
+    response = JsonResponse({"code": "not_found", "message": f"No API route {request.path[:200]}."}, status=404)
+    return add_cors_headers(request, response)
