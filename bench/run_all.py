@@ -37,7 +37,7 @@ ROOT = BENCH.parent
 RESULTS = BENCH / "RESULTS.md"
 BENCHMARKS = ["ingestion", "forwarding", "latency"]
 # Written by another engineer; run when it exists (same environment, same protocol).
-OPTIONAL_BENCHMARKS = ["dashboard"]
+OPTIONAL_BENCHMARKS = ["dashboard", "metrics"]
 TIMEOUT = int(os.environ.get("BENCH_TIMEOUT", 480))
 RESULT_PREFIX = "BENCH-RESULT "
 DEFAULT_POSTGRES = "postgres://relay:relay@127.0.0.1:5432/relay"

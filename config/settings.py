@@ -128,6 +128,12 @@ AUTHENTICATION_BACKENDS = ["dashboard.auth.ThrottledModelBackend"]
 RELAY_LOGIN_FAILURES_PER_USER = envint("RELAY_LOGIN_FAILURES_PER_USER", 10, minimum=1)
 RELAY_LOGIN_FAILURES_PER_IP = envint("RELAY_LOGIN_FAILURES_PER_IP", 30, minimum=1)
 RELAY_LOGIN_WINDOW = envduration("RELAY_LOGIN_WINDOW", "15m")
+
+# /metrics (forwarding/metrics.py): off unless one is set. A bearer token Prometheus sends
+# (`Authorization: Bearer <token>`), and/or the IPs and networks that may scrape
+# ("10.0.0.0/8, 192.0.2.7"), matched against the connection's address. With both, a scrape needs both.
+RELAY_METRICS_TOKEN = envstr("RELAY_METRICS_TOKEN")
+RELAY_METRICS_ALLOW = envstr("RELAY_METRICS_ALLOW")
 RELAY_BEHIND_PROXY = envbool("DJANGO_BEHIND_PROXY", False)
 
 # ------------------------------------------------------------------------------

@@ -16,11 +16,12 @@ def deliver(delivery_id):
 def sweep():
     from django.conf import settings
 
-    from forwarding import privacy
+    from forwarding import alerts, privacy
 
     # Started about once a minute by its schedule; sweeps every RELAY_SWEEP_INTERVAL meanwhile.
     swept = sweeper.sweep_for(50, settings.RELAY_SWEEP_INTERVAL)
     privacy.delete_due()  # forgotten users' Intercom contacts still to delete
+    alerts.evaluate()  # the alert rules, once a minute; never raises (logs what failed)
     return swept
 
 

@@ -1,3 +1,4 @@
+from forwarding.models.alerts import AlertRule, AlertState, AlertTarget, SentAlert
 from forwarding.models.calls import Call, CallType, RejectedMessage, Source, hash_key
 from forwarding.models.deliveries import Attempt, Delivery, Exchange, Outcome, State, Trigger
 from forwarding.models.event_names import EventName, EventNameHour, NameStatus
@@ -16,6 +17,9 @@ from forwarding.models.transformations import Rule, RuleCallType, RuleSet
 from forwarding.models.workers import ClusterBeat, SweepRun
 
 __all__ = [
+    "AlertRule",
+    "AlertState",
+    "AlertTarget",
     "Attempt",
     "Call",
     "CallType",
@@ -41,6 +45,7 @@ __all__ = [
     "RuleSet",
     "Source",
     "State",
+    "SentAlert",
     "SuppressedUser",
     "SweepRun",
     "Trigger",
