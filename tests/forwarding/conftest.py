@@ -2,6 +2,7 @@
 
 import pytest
 
+from forwarding.delivery import queue, workspace
 from forwarding.models import Delivery
 from tests.forwarding.ingest import post_batch
 
@@ -17,3 +18,13 @@ def store(client, source):
         return list(rows.values_list("pk", flat=True))
 
     return post
+
+
+@pytest.fixture
+def one_worker(monkeypatch):
+    """The engine in this process alone: nothing goes on django-q2's queue (tests deliver
+    themselves), and the workspace is asked again (GET /me) in each test."""
+    monkeypatch.setattr(queue, "enqueue_tasks", lambda tasks: True)
+    workspace.forget()
+    yield
+    workspace.forget()

@@ -3,19 +3,11 @@ do, the relay does (docs/delivery.md, "Mapping")."""
 
 import pytest
 
-from forwarding.delivery import loop, queue, workspace
+from forwarding.delivery import loop
 from forwarding.mapping import DISABLED_REASON
 from forwarding.models import Delivery, EventName, State
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _one_worker(monkeypatch):
-    monkeypatch.setattr(queue, "enqueue_tasks", lambda tasks: True)
-    workspace.forget()
-    yield
-    workspace.forget()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("one_worker")]
 
 
 def deliver(*pks):

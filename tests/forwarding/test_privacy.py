@@ -10,20 +10,12 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from forwarding import privacy
-from forwarding.delivery import loop, queue, workspace
+from forwarding.delivery import loop
 from forwarding.models import Call, Delivery, Forgotten, IntercomDeletion, State, hash_user
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("one_worker")]
 ANN = "ann-42"
 EMAIL = "ann@example.com"
-
-
-@pytest.fixture(autouse=True)
-def _one_worker(monkeypatch):
-    monkeypatch.setattr(queue, "enqueue_tasks", lambda tasks: True)
-    workspace.forget()
-    yield
-    workspace.forget()
 
 
 def deliver(pks):

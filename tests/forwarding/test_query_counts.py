@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from forwarding.delivery import loop, queue, workspace
+from forwarding.delivery import loop
 from forwarding.models import Delivery, State
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("one_worker")]
 # Source, ingestion window, savepoint, dedup lookup, call, event name (insert, ids, counts, hour),
 # suppressed users, delivery, release.
 TRACK_REQUEST = 12
@@ -18,14 +18,6 @@ TRACK_REQUEST = 12
 # and create the contact (exchange, attempt, delivery, link), release, hand on; bounded whatever
 # the number of waiting calls.
 IDENTIFY_RELEASING = 45  # 35 to 41 measured, the first in a process reading more caches
-
-
-@pytest.fixture(autouse=True)
-def _no_queue(monkeypatch):
-    monkeypatch.setattr(queue, "enqueue_tasks", lambda tasks: True)
-    workspace.forget()
-    yield
-    workspace.forget()
 
 
 def post(client, key, path, message):

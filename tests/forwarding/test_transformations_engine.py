@@ -5,20 +5,12 @@ registry under the name they give, and re-read by every worker once they change.
 import pytest
 
 from forwarding import event_names, services
-from forwarding.delivery import loop, queue, workspace
+from forwarding.delivery import loop
 from forwarding.models import Attempt, Call, Delivery, EventName, Rule, State
 from forwarding.transformations import store as rule_store
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("one_worker")]
 IDENTIFY = {"type": "identify", "userId": "ann", "traits": {"email": "ann@example.com"}}
-
-
-@pytest.fixture(autouse=True)
-def _one_worker(monkeypatch):
-    monkeypatch.setattr(queue, "enqueue_tasks", lambda tasks: True)
-    workspace.forget()
-    yield
-    workspace.forget()
 
 
 def deliver(*pks):
