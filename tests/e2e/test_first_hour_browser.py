@@ -3,7 +3,9 @@ resends listed once and saying where a job starts, the user-history page naming 
 event names' rename box inside its column, a favicon, and no console error on any of those pages."""
 
 import pytest
+from django.utils import timezone
 
+from dashboard.models import BulkResend
 from forwarding.models import EventName
 from tests.e2e.conftest import log_in
 from tests.e2e.test_dashboard import url
@@ -37,7 +39,18 @@ def test_the_first_pages_a_newcomer_opens_have_no_dead_end(page, live_server, op
     page.goto(url(live_server, "admin:user_history"))
     assert page.locator("#recent-users li").all_inner_texts() == ["bea", "ann"]
 
+    job = BulkResend.objects.create(
+        description="state failed", created_by=operator, upto_created_at=timezone.now(), upto_pk=0, total=10
+    )
+    page.goto(url(live_server, "admin:bulk_resend_job", job.pk))
+    assert page.locator(".breadcrumbs").inner_text().split()[:4] == ["Home", "›", "Bulk", "resends"]
+    cancel = page.locator("#cancel-button")
+    assert cancel.get_attribute("value") == "Cancel this bulk resend"
+    assert cancel.get_attribute("class") is None  # styled as the admin's other submit buttons
+
     page.goto(url(live_server, "admin:event_names"))
+    assert "Renaming frees nothing" in page.locator("body").inner_text()
+    assert "renaming a name" not in page.locator("body").inner_text()
     row = page.locator("tr", has=page.locator("text=" + "A very long event name " * 4)).first
     row.locator("details.rename summary").click()
     box = row.locator(".rename-form input[type=text]").bounding_box()
