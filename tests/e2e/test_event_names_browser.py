@@ -163,6 +163,8 @@ def test_an_operator_archives_renames_and_releases_and_the_sandbox_receives_the_
         "Legacy Checkout",
         "Opened Settings",
         "Opened Settings",
+        "rule 1: rename Exported Report",  # each rename is a rename-event rule, logged as such
+        "rule 2: rename Opened Settings",
     ]
 
 
