@@ -258,7 +258,7 @@ def _operation_problems(where, op, call_type):
     if not isinstance(op, dict):
         return [f"{where}: must be an object"]
     name = op.get("op")
-    if name not in FIELDS:
+    if not isinstance(name, str) or name not in FIELDS:
         return [f"{where}: unknown op {show(name)}; one of {', '.join(FIELDS)}"]
     where = f"{where} ({name})"
     problems = [f"{where}: {key}: missing" for key in FIELDS[name] if key not in op]

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from forwarding.transformations.operations import convert
-from forwarding.transformations.rules import Applied, apply, compile_rules, matches, name_problems, validate
+from forwarding.transformations.operations import FIELDS
+from forwarding.transformations.rules import SPEC_KEYS, Applied, apply, compile_rules, matches, name_problems, validate
 
 
 def track(properties=None, event="Order Completed", **extra):
@@ -746,6 +747,22 @@ INVALID = [
 @pytest.mark.parametrize(("spec", "problems"), INVALID)
 def test_a_bad_spec_gets_its_problems(spec, problems):
     assert validate(spec) == problems
+
+
+ODD_VALUES = [{}, {"a": 1}, [], ["x"], 1, 2.5, True, None, "", "x"]
+
+
+@pytest.mark.parametrize("value", ODD_VALUES, ids=repr)
+def test_any_json_value_anywhere_in_a_spec_is_a_problem_to_read_never_a_crash(value):
+    """What an editor or an import may hold: every slot of a rule and of each op, with any JSON."""
+    specs = [{**rule({"op": "set_constant", "path": "properties.x", "value": 1}), key: value} for key in SPEC_KEYS]
+    for name, keys in FIELDS.items():
+        good = {"op": name, **{key: "properties.x" for key in keys}}
+        specs += [rule({**good, key: value}, call_type="track") for key in ("op", *keys)]
+    for spec in specs:
+        problems = validate(spec)
+        assert isinstance(problems, list) and all(isinstance(problem, str) for problem in problems), spec
+    assert validate(rule({"op": value}))  # never a known op
 
 
 def test_a_path_of_255_characters_is_accepted():
