@@ -1,6 +1,7 @@
 """Small strict helpers that read settings from environment variables."""
 
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -100,3 +101,16 @@ def envrate(name, default):
     if int(count) < 1 or seconds < 1:
         raise ImproperlyConfigured(f"{name}={value!r}: the count and the period must be at least 1")
     return int(count), seconds
+
+
+THROTTLE_RATE = re.compile(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)")
+
+
+def envthrottle(name, default):
+    """A rate in Django REST framework's form ("600/min", "20/s"), or "off"."""
+    value = os.environ.get(name, default).strip()
+    if value.lower() in RATE_OFF:
+        return "off"
+    if not THROTTLE_RATE.fullmatch(value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate like 600/min (or off)")
+    return value

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import envbool, envduration, envdurations, envint, envlist, envrate, envstr
+from config.env import envbool, envduration, envdurations, envint, envlist, envrate, envstr, envthrottle
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -135,6 +135,9 @@ RELAY_LOGIN_WINDOW = envduration("RELAY_LOGIN_WINDOW", "15m")
 RELAY_METRICS_TOKEN = envstr("RELAY_METRICS_TOKEN")
 RELAY_METRICS_ALLOW = envstr("RELAY_METRICS_ALLOW")
 RELAY_BEHIND_PROXY = envbool("DJANGO_BEHIND_PROXY", False)
+# The operator API (/api/v1/, dashboard/api): requests per token, DRF's form ("600/min", "20/s",
+# "5000/hour") or "off". A wrong value stops the start, not a request.
+RELAY_API_RATE = envthrottle("RELAY_API_RATE", "600/min")
 
 # ------------------------------------------------------------------------------
 # Logging: to stderr; the request body and Authorization header are never logged, and write keys

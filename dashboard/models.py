@@ -1,4 +1,8 @@
-"""The dashboard's own rows: bulk resends, run in the background and followed from the log."""
+"""The dashboard's own rows: bulk resends, run in the background and followed from the log; login
+failures; the operator API's tokens."""
+
+import hashlib
+import secrets
 
 from django.conf import settings
 from django.db import models
@@ -85,3 +89,45 @@ class LoginFailures(models.Model):
 
     def __str__(self):
         return f"{self.key}: {self.failures} failed logins until {self.expires_at}"
+
+
+TOKEN_PREFIX = "rly_"
+TOKEN_PREFIX_LENGTH = 8
+
+
+def hash_token(token):
+    """The stored form of an API token: SHA-256 hex (tokens are random, 32 bytes)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A staff user's token for the operator API (/api/v1/). Only its SHA-256 and its first
+    characters are stored: the token itself is shown once, when it is created."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    # The first characters ("rly_" and four more), shown to tell tokens apart.
+    prefix = models.CharField(max_length=TOKEN_PREFIX_LENGTH)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Written at most once a minute (dashboard.api.auth).
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self):
+        return f"API token '{self.name}' ({self.prefix}…)"
+
+    @property
+    def is_active(self):
+        return self.revoked_at is None
+
+    @classmethod
+    def issue(cls, user, name):
+        """A new token of `user`; returns (row, token). The token is not kept: show it once."""
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        row = cls.objects.create(user=user, name=name, prefix=token[:TOKEN_PREFIX_LENGTH], token_hash=hash_token(token))
+        return row, token

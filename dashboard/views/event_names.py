@@ -237,6 +237,28 @@ class NameAction(Action):
         raise NotImplementedError
 
 
+def archive(entry):
+    """Archive `entry` (event_names.archive); returns (the names released, what was done in words),
+    for the page's message, the API's answer and the admin log."""
+    held_before = dict(EventName.objects.filter(held_count__gt=0).values_list("name", "held_count"))
+    released = event_names.archive(entry)
+    done = f"Archived '{entry.name}'"
+    if released:
+        done += "; released " + ", ".join(
+            f"'{name}' ({plural(held_before.get(name, 0), 'held call')})" for name in released
+        )
+    return released, done
+
+
+def unarchive(entry):
+    """Make `entry` active again; returns (how many suppressed calls are tried again, in words)."""
+    moved = event_names.unarchive(entry)
+    done = f"Unarchived '{entry.name}'"
+    if moved:
+        done += f"; trying {plural(moved, 'suppressed call')} again"
+    return moved, done
+
+
 class Archive(NameAction):
     """Archive the name (its slot frees, held names move up)."""
 
@@ -244,13 +266,7 @@ class Archive(NameAction):
         if entry.status == NameStatus.ARCHIVED:
             messages.info(request, f"'{entry.name}' is already archived.")
             return
-        held_before = dict(EventName.objects.filter(held_count__gt=0).values_list("name", "held_count"))
-        released = event_names.archive(entry)
-        done = f"Archived '{entry.name}'"
-        if released:
-            done += "; released " + ", ".join(
-                f"'{name}' ({plural(held_before.get(name, 0), 'held call')})" for name in released
-            )
+        _, done = archive(entry)
         audit(request, entry, done)
         messages.success(request, f"{done}. {INTERCOM_ARCHIVE_REMINDER}")
 
@@ -262,10 +278,7 @@ class Unarchive(NameAction):
         if entry.status == NameStatus.ACTIVE:
             messages.info(request, f"'{entry.name}' is not archived.")
             return
-        moved = event_names.unarchive(entry)
-        done = f"Unarchived '{entry.name}'"
-        if moved:
-            done += f"; trying {plural(moved, 'suppressed call')} again"
+        _, done = unarchive(entry)
         audit(request, entry, done)
         entry.refresh_from_db()
         if entry.slot_used_at is None and event_names.usage().full:

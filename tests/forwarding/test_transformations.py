@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from forwarding.transformations.operations import FIELDS as OP_FIELDS
 from forwarding.transformations.operations import convert
-from forwarding.transformations.operations import FIELDS
 from forwarding.transformations.rules import SPEC_KEYS, Applied, apply, compile_rules, matches, name_problems, validate
 
 
@@ -756,7 +756,7 @@ ODD_VALUES = [{}, {"a": 1}, [], ["x"], 1, 2.5, True, None, "", "x"]
 def test_any_json_value_anywhere_in_a_spec_is_a_problem_to_read_never_a_crash(value):
     """What an editor or an import may hold: every slot of a rule and of each op, with any JSON."""
     specs = [{**rule({"op": "set_constant", "path": "properties.x", "value": 1}), key: value} for key in SPEC_KEYS]
-    for name, keys in FIELDS.items():
+    for name, keys in OP_FIELDS.items():
         good = {"op": name, **{key: "properties.x" for key in keys}}
         specs += [rule({**good, key: value}, call_type="track") for key in ("op", *keys)]
     for spec in specs:
