@@ -254,7 +254,8 @@ SCHEMA_SETTINGS = {
     "DESCRIPTION": (
         "Segment's HTTP Tracking API, as the Segment and RudderStack client libraries speak it. Bodies are "
         "JSON whatever the Content-Type (analytics.js sends text/plain), optionally gzip-encoded. Routes "
-        "have no trailing slash and never redirect. Every error is JSON: {code, message}."
+        "have no trailing slash and never redirect. Every error is JSON: {code, message}. The operator API "
+        "(the dashboard's data and actions, with API tokens) has its own description at /api/v1/schema/."
     ),
     "VERSION": "1",
     "APPEND_COMPONENTS": COMPONENTS,

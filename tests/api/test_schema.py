@@ -100,3 +100,9 @@ def test_the_description_holds_no_stored_data(client, db):
     text = client.get(SCHEMA + "?format=json").content.decode()
     for secret in (token, token[:8], "secret-staff-name", "secret token name"):
         assert secret not in text
+
+
+def test_the_ingestion_description_points_operators_to_this_one(client):
+    document = json.loads(client.get("/api/schema/?format=json").content)
+    assert "/api/v1/schema/" in document["info"]["description"]
+    assert client.get(SCHEMA + "?format=json").status_code == 200
