@@ -1,13 +1,17 @@
-"""Ingestion: calls/s through gunicorn, single calls (/v1/track) and /v1/batch with 100 calls,
-against a baseline of bulk-inserting the same number of Call + Delivery rows into the same
-database. Goal: batch >= 0.5 x baseline. Also the peak RSS of a gunicorn web worker.
+"""Ingestion: calls/s through gunicorn, single calls (/v1/track, and /v1/t as text/plain as
+browsers send it) and /v1/batch with 100 calls.
 
-No qcluster runs: the tasks each call enqueues pile up in the broker, and that cost counts.
+Single calls are measured as websites send them, with a qcluster delivering to the sandbox at the
+same time, against `GET /health` of the same server in the same run. Goal: >= 0.5 x /health.
+Batches are measured without a qcluster (the tasks pile up in the broker, and that cost counts),
+against bulk-inserting the same number of Call + Delivery rows. Goal: >= 0.5 x that. Also the
+peak RSS of a gunicorn web worker.
 
     PYTHONPATH=. .venv/bin/python bench/ingestion.py          (or: make bench)
 """
 
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -40,26 +44,33 @@ def main():
         with contextlib.ExitStack() as stack:
             gunicorn, base = support.start_gunicorn(stack, backend)
             headers = {"Authorization": support.basic_auth(write_key), "Content-Type": "application/json"}
-            single = run_load(
-                base, headers, "/v1/track", single_bodies, 1, gunicorn, lambda: web_worker_memory(gunicorn)
-            )
+            with contextlib.ExitStack() as delivering:
+                _, sandbox_url = support.start_sandbox(delivering, backend)
+                support.start_qcluster(delivering, backend, sandbox_url)
+                health = run_load(base, {}, "/health", None, 1, gunicorn)
+                single = run_load(
+                    base, headers, "/v1/track", single_bodies, 1, gunicorn, lambda: web_worker_memory(gunicorn)
+                )
+                browser = {**headers, "Content-Type": "text/plain"}
+                beacon = run_load(base, browser, "/v1/t", functools.partial(single_bodies, prefix="t"), 1, gunicorn)
             batch = run_load(base, headers, "/v1/batch", batch_bodies, BATCH_SIZE, gunicorn)
             workers = [pid for pid in support.group_members(gunicorn.pid) if pid != gunicorn.pid]
             web = {"peak_mb": support.peak_rss_mb(workers), "idle_mb": max(single["warm"].values(), default=0)}
         web["queued"] = queue_length(backend)
-        stored = check_stored(single, batch)
+        stored = check_stored(single, beacon, batch)
         single["queries"] = queries_per_request(backend, write_key, "/v1/track", single_bodies)
+        beacon["queries"] = single["queries"]
         batch["queries"] = queries_per_request(backend, write_key, "/v1/batch", batch_bodies)
         baseline = bulk_insert_rate(source, min(batch["calls"], BASELINE_MAX_ROWS))
-        support.report("ingestion", backend, figures(single, batch, baseline, web, stored))
+        support.report("ingestion", backend, figures(health, single, beacon, batch, baseline, web, stored))
 
 
-def single_bodies(thread, counter):
+def single_bodies(thread, counter, prefix="s"):
     """An endless supply of /v1/track bodies (a new messageId each)."""
     message = support.track_message(f"bench-user-{thread}", thread)
     while True:
         n = next(counter)
-        message["messageId"] = f"s-{thread}-{n}"
+        message["messageId"] = f"{prefix}-{thread}-{n}"
         message["userId"] = f"bench-user-{n % USERS}"
         yield json.dumps(message).encode()
 
@@ -75,8 +86,8 @@ def batch_bodies(thread, counter):
 
 
 def run_load(base, headers, path, bodies, calls_per_request, gunicorn, on_warm=None):
-    """THREADS keep-alive clients post as fast as answers come, for SECONDS; returns counts
-    and gunicorn's CPU time per call.
+    """THREADS keep-alive clients post as fast as answers come (or GET, without `bodies`), for
+    SECONDS; returns counts and gunicorn's CPU time per call.
 
     `on_warm()` runs once every client has sent its warm-up requests, before the clock starts.
     """
@@ -87,14 +98,18 @@ def run_load(base, headers, path, bodies, calls_per_request, gunicorn, on_warm=N
 
     def client(index):
         conn = support.KeepAlive(base, headers)
-        supply = bodies(index, itertools.count())
+        if bodies is None:  # GET
+            send = lambda: conn.get(path)  # noqa: E731
+        else:
+            supply = bodies(index, itertools.count())
+            send = lambda: conn.post(path, next(supply))  # noqa: E731
         for _ in range(WARMUP_REQUESTS):
-            conn.post(path, next(supply))
+            send()
         warmed.wait()
         go.wait()
         tally = tallies[index]
         while time.monotonic() < stop_at[0]:
-            status = conn.post(path, next(supply))
+            status = send()
             if status == 200:
                 tally["ok"] += 1
             else:
@@ -226,25 +241,34 @@ def web_worker_memory(gunicorn):
     return {pid: round(m["rss"] / 1024, 1) for pid in pids if (m := support.memory_kb(pid))}
 
 
-def figures(single, batch, baseline, web, stored):
+def figures(health, single, beacon, batch, baseline, web, stored):
     base = baseline["rows_per_s"]
     batch_ratio = support.ratio(batch["calls_per_s"], base)
+    health_rate = health["requests_per_s"]
     notes = lambda load: {  # noqa: E731
         "requests/s": round(load["requests_per_s"], 1),
         "non-200 answers": load["failed"] or "none",
         "gunicorn CPU per call": f"{load['cpu_ms_per_call']:.2f} ms",
         "per request": load["queries"],
     }
+    singles = []
+    for load, what in ((single, "/v1/track, JSON"), (beacon, "/v1/t, text/plain")):
+        single_ratio = support.ratio(load["calls_per_s"], health_rate)
+        singles.append(
+            support.Figure(
+                f"single calls ({what}, {THREADS} keep-alive clients, worker delivering)",
+                round(load["calls_per_s"], 1),
+                "calls/s",
+                "GET /health of the same server, same run",
+                round(health_rate, 1),
+                single_ratio,
+                f">= {GOAL} x /health",
+                single_ratio is not None and single_ratio >= GOAL,
+                notes=notes(load),
+            )
+        )
     return [
-        support.Figure(
-            f"single calls (/v1/track, {THREADS} keep-alive clients)",
-            round(single["calls_per_s"], 1),
-            "calls/s",
-            "bulk insert",
-            round(base, 1),
-            support.ratio(single["calls_per_s"], base),
-            notes=notes(single),
-        ),
+        *singles,
         support.Figure(
             f"batch (/v1/batch x{BATCH_SIZE}, {THREADS} keep-alive clients)",
             round(batch["calls_per_s"], 1),

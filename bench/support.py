@@ -410,22 +410,25 @@ class KeepAlive:
         self.headers = headers or {}
         self.conn = None
 
-    def post(self, path, body):
+    def post(self, path, body, method="POST"):
         """POST `body` (bytes); returns the status, or 0 on a network error.
 
         A kept-alive connection the server closed while idle is retried once on a new one, as
         HTTP clients do (the relay deduplicates on messageId, so a repeat is harmless)."""
         reused = self.conn is not None
-        status = self._post(path, body)
+        status = self._request(method, path, body)
         if status == 0 and reused:
-            status = self._post(path, body)
+            status = self._request(method, path, body)
         return status
 
-    def _post(self, path, body):
+    def get(self, path):
+        return self.post(path, None, method="GET")
+
+    def _request(self, method, path, body):
         try:
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
-            self.conn.request("POST", path, body, self.headers)
+            self.conn.request(method, path, body, self.headers)
             response = self.conn.getresponse()
             response.read()
             return response.status

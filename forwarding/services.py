@@ -11,7 +11,7 @@ from forwarding.models import Call, Delivery, Exchange, State, Trigger
 
 
 def accept(calls):
-    """Create one pending delivery per newly stored call; enqueue them once committed.
+    """Create one pending delivery per newly stored call; their tasks appear when it commits.
 
     Called inside the ingestion transaction, right after the calls are inserted.
     """
@@ -48,8 +48,7 @@ def accept(calls):
         privacy.expunge([call.pk for call in forgotten], now)  # never kept: their payload, ids and email go at once
     ids = [delivery.call_id for delivery in deliveries]
     if ids:
-        # robust: the calls are committed; a failed enqueue is the sweeper's to repair.
-        transaction.on_commit(lambda: queue.enqueue(ids), robust=True)
+        queue.enqueue_with_commit(ids)
     return deliveries
 
 

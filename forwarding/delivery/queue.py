@@ -32,7 +32,7 @@ def enqueue_tasks(tasks):
 
     broker = queue_broker()
     # With the ORM broker, one transaction for all the rows (and no reconnect per task).
-    batch = transaction.atomic() if broker.__class__.__name__ == "ORM" else nullcontext()
+    batch = transaction.atomic() if in_the_database(broker) else nullcontext()
     try:
         with batch:
             for chunk in tasks:
@@ -44,6 +44,23 @@ def enqueue_tasks(tasks):
         Delivery.objects.filter(pk__in=pks).update(enqueued_at=None)
         return False
     return True
+
+
+def in_the_database(broker=None):
+    """Whether the queue is a table of the relay's database (django-q2's ORM broker): its tasks can
+    then be written in the transaction that stores their deliveries, and become visible with it."""
+    return (broker or queue_broker()).__class__.__name__ == "ORM"
+
+
+def enqueue_with_commit(delivery_ids):
+    """Enqueue the deliveries of the current transaction so that their tasks appear when it
+    commits: in the same transaction with the ORM broker (on SQLite, one write lock taken per
+    request instead of two), else once committed (a worker must never take a task before its
+    delivery is visible). A failed enqueue is the sweeper's to repair, never the calls' loss."""
+    if in_the_database() and transaction.get_connection().in_atomic_block:
+        enqueue(delivery_ids)
+    else:
+        transaction.on_commit(lambda: enqueue(delivery_ids), robust=True)
 
 
 def batches(delivery_ids):

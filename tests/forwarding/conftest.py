@@ -8,12 +8,16 @@ from tests.forwarding.ingest import post_batch
 
 
 @pytest.fixture
-def store(client, source):
-    """Stores a /v1/batch through the API; returns the new deliveries' pks in the order received."""
+def store(client, source, monkeypatch):
+    """Stores a /v1/batch through the API; returns the new deliveries' pks in the order received.
+    The test drives the engine itself: storing puts nothing on the queue (the test's transaction
+    never commits, and a test that watches the queue sees only what the engine hands on)."""
 
     def post(*messages):
         before = set(Delivery.objects.values_list("pk", flat=True))
-        post_batch(client, source[1], messages)
+        with monkeypatch.context() as patch:
+            patch.setattr(queue, "enqueue_with_commit", lambda delivery_ids: None)
+            post_batch(client, source[1], messages)
         rows = Delivery.objects.exclude(pk__in=before).order_by("created_at", "pk")
         return list(rows.values_list("pk", flat=True))
 
