@@ -7,7 +7,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -53,6 +53,22 @@ def lost_tasks(now):
     return due[:SWEEP_BATCH]
 
 
+def mark_enqueued(pks, now):
+    """Mark the deliveries enqueued now, those no other transaction holds: a worker's transaction
+    locking some of them while it waits for one this sweep locked would deadlock with a plain
+    UPDATE (PostgreSQL). Those skipped are being worked on, or are the next sweep's. Returns the
+    pks marked, in the order given."""
+    with transaction.atomic():
+        free = set(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=pks)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        Delivery.objects.filter(pk__in=free).update(enqueued_at=now)
+    return [pk for pk in pks if pk in free]
+
+
 def sweep_for(seconds, interval):
     """Sweep every `interval` seconds for `seconds` (the schedule starts this once a minute, so
     that retries are enqueued within `interval` of being due). Only one runs at a time, and one
@@ -94,7 +110,7 @@ def sweep(now=None):
     )
     due = lost_tasks(now)
     if due:
-        Delivery.objects.filter(pk__in=due).update(enqueued_at=now)
+        due = mark_enqueued(due, now)
         queue.enqueue(due)
     cutoff = now - timedelta(seconds=settings.RELAY_WAIT_FOR_IDENTIFY)
     expired_waits = Delivery.objects.filter(state=State.WAITING, created_at__lt=cutoff).update(
