@@ -15,7 +15,17 @@ from dashboard.views.event_names import gauge
 from forwarding import event_names
 from forwarding.delivery import connection
 from forwarding.event_names import Usage
-from forwarding.models import Call, CallType, Delivery, EventName, EventNameHour, IntercomStatus, NameStatus, State
+from forwarding.models import (
+    Call,
+    CallType,
+    Delivery,
+    EventName,
+    EventNameHour,
+    IntercomStatus,
+    NameStatus,
+    Rule,
+    State,
+)
 from forwarding.transformations import store
 
 pytestmark = pytest.mark.django_db
@@ -299,7 +309,7 @@ def test_an_operator_renames_a_name_to_a_new_one_and_resends_its_held_calls(oper
     assert logged == {
         ("signup", CHANGE, "Renamed 'signup' to 'Signed Up'; resent 2 held or failed calls under 'Signed Up'"),
         ("Signed Up", ADDITION, "Added as the new name of 'signup'"),
-        ("rule 1: rename signup", ADDITION, "Renames 'signup' to 'Signed Up'."),  # the rename-event rule
+        (f"rule {Rule.objects.get().pk}: rename signup", ADDITION, "Renames 'signup' to 'Signed Up'."),  # its rule
     }
 
 
