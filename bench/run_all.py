@@ -35,7 +35,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "RESULTS.md"
-BENCHMARKS = ["ingestion", "forwarding", "latency"]
+BENCHMARKS = ["single_call", "ingestion", "forwarding", "latency"]
 # Written by another engineer; run when it exists (same environment, same protocol).
 OPTIONAL_BENCHMARKS = ["dashboard", "metrics"]
 TIMEOUT = int(os.environ.get("BENCH_TIMEOUT", 480))

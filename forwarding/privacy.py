@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from forwarding import intercom
+from forwarding import intercom, rawsql
 from forwarding.delivery import limiter
 from forwarding.models import (
     Attempt,
@@ -95,7 +95,7 @@ def suppressed(user_ids):
     hashes = {hash_user(user_id): user_id for user_id in user_ids if user_id}
     if not hashes:
         return set()
-    found = SuppressedUser.objects.filter(user_hash__in=list(hashes)).values_list("user_hash", flat=True)
+    found = rawsql.values_in(SuppressedUser, "user_hash", list(hashes))
     return {hashes[user_hash] for user_hash in found}
 
 

@@ -4,7 +4,7 @@ import logging
 
 from django.db import IntegrityError, transaction
 
-from forwarding import services
+from forwarding import rawsql, services
 from forwarding.ingestion import rejections
 from forwarding.ingestion.columns import cut
 from forwarding.models import Call
@@ -57,7 +57,7 @@ def existing_message_ids(source, message_ids):
     found = set()
     for start in range(0, len(message_ids), LOOKUP_CHUNK):
         chunk = message_ids[start : start + LOOKUP_CHUNK]
-        found.update(Call.objects.filter(source=source, message_id__in=chunk).values_list("message_id", flat=True))
+        found.update(rawsql.values_in(Call, "message_id", chunk, source_id=source.pk))
     return found
 
 
