@@ -1,12 +1,13 @@
 """The dashboard's own rows: bulk resends, run in the background and followed from the log; login
 failures; the operator API's tokens."""
 
-import hashlib
 import secrets
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from forwarding.models.calls import hash_key
 
 
 class JobStatus(models.TextChoices):
@@ -95,9 +96,8 @@ TOKEN_PREFIX = "rly_"
 TOKEN_PREFIX_LENGTH = 8
 
 
-def hash_token(token):
-    """The stored form of an API token: SHA-256 hex (tokens are random, 32 bytes)."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+# The stored form of an API token: SHA-256 hex, as of a write key (both random, 32 bytes).
+hash_token = hash_key
 
 
 class ApiToken(models.Model):

@@ -524,9 +524,9 @@ class CallDetail:
     rule_warnings: list = field(default_factory=list)
 
 
-def call_detail(pk, workspace):
-    """A call, its delivery, its latest attempts with their exchanges, and what it maps to now
-    with the ids and data attributes cached for `workspace` (workspace.shown())."""
+def call_with_attempts(pk):
+    """(call, its delivery or None, its latest ATTEMPTS_SHOWN attempts with their exchanges), or
+    None when there is no such call: the call detail's rows, for the page and the API."""
     call = Call.objects.select_related("source", "delivery").filter(pk=pk).first()
     if call is None:
         return None
@@ -541,7 +541,17 @@ def call_detail(pk, workspace):
             .order_by("-started_at", "-id")
             .prefetch_related("exchanges")[:ATTEMPTS_SHOWN]
         )
-    detail = CallDetail(call, delivery, attempts)
+    return call, delivery, attempts
+
+
+def call_detail(pk, workspace):
+    """A call, its delivery, its latest attempts with their exchanges, and what it maps to now
+    with the ids and data attributes cached for `workspace` (workspace.shown())."""
+    found = call_with_attempts(pk)
+    if found is None:
+        return None
+    detail = CallDetail(*found)
+    call, delivery = detail.call, detail.delivery
     if call.payload is not None:
         detail.payload_json = pretty(call.payload)
         _transform(detail)

@@ -12,7 +12,7 @@ from dashboard.api.base import ApiView, Conflict, Error, describe, invalid, log_
 from dashboard.api.paging import AFTER, LIMIT, limit_of, page
 from dashboard.api.serializers import CallDetailOut, CallRowOut, DeliveryOut, DeliveryRowOut
 from forwarding import services
-from forwarding.models import Attempt, Call, Delivery, State
+from forwarding.models import Call, Delivery, State
 
 LOG_PARAMETERS = [*filters.PARAMETERS, AFTER, LIMIT]
 CallPage = page("CallPage", CallRowOut)
@@ -67,18 +67,10 @@ class CallDetail(ApiView):
         responses=CallDetailOut,
     )
     def get(self, request, pk):
-        call = Call.objects.select_related("source", "delivery").filter(pk=pk).first()
-        if call is None:
+        found = queries.call_with_attempts(pk)
+        if found is None:
             raise exceptions.NotFound(f"There is no call {pk}.")
-        try:
-            delivery = call.delivery
-        except Delivery.DoesNotExist:
-            delivery = None
-        attempts = list(
-            Attempt.objects.filter(delivery_id=pk)
-            .order_by("-started_at", "-id")
-            .prefetch_related("exchanges")[: queries.ATTEMPTS_SHOWN]
-        )
+        call, delivery, attempts = found
         call.shown_delivery, call.shown_attempts = delivery, attempts
         call.attempts_not_shown = max(0, (delivery.attempt_count if delivery else 0) - len(attempts))
         return Response(CallDetailOut(call).data)

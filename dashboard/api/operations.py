@@ -8,10 +8,10 @@ from rest_framework.response import Response
 from dashboard import queries
 from dashboard.api.base import ApiView, StrictBoolean, Text, describe, invalid, log_action
 from dashboard.api.serializers import TombstoneOut
+from dashboard.views import users
 from dashboard.views.overview import _connection
-from forwarding import event_names, intercom, privacy
+from forwarding import event_names, intercom
 from forwarding.delivery import connection, workspace
-from forwarding.models import IntercomDeletion
 
 CONNECTION_STATES = ["ok", "warn", "bad", "unknown"]
 
@@ -130,14 +130,7 @@ class ForgetUser(ApiView):
         user_id = given["user_id"].strip()
         if not user_id:
             raise invalid("user_id: cannot be blank")
-        tombstone = privacy.forget(user_id, request.user, suppress=given["suppress"])
-        privacy.delete_in_intercom(tombstone)
-        done = f"Forgot a user: {tombstone.calls_expunged} calls expunged"
-        if tombstone.suppress:
-            done += ", later calls suppressed"
-        log_action(request, tombstone, f"{done}; Intercom: {tombstone.intercom}.")
-        if tombstone.intercom in (IntercomDeletion.DELETED, IntercomDeletion.ABSENT):
-            tombstone.done = f"{done}; Intercom contact {tombstone.intercom}."
-        else:
-            tombstone.done = f"{done}. Intercom's deletion will be tried again: {tombstone.intercom_error}."
-        return Response(TombstoneAnswer(tombstone).data, status=status.HTTP_201_CREATED)
+        forgotten = users.forget(user_id, request.user, suppress=given["suppress"])
+        log_action(request, forgotten.tombstone, forgotten.logged)
+        forgotten.tombstone.done = forgotten.outcome
+        return Response(TombstoneAnswer(forgotten.tombstone).data, status=status.HTTP_201_CREATED)

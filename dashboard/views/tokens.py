@@ -5,7 +5,6 @@ acts: the API checks the same roles). Each user sees and revokes their own token
 and revoke everyone's. The new token is shown in the answer to the POST that created it, never
 stored in clear nor put in the session, and never logged (the admin log names its prefix)."""
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.models import ADDITION
 from django.http import Http404, HttpResponseRedirect
@@ -14,6 +13,7 @@ from django.utils import timezone
 
 from dashboard.models import ApiToken
 from dashboard.views.common import VIEW, Action, Page, audit
+from forwarding.ingestion import browser
 
 NAME_MAX = ApiToken._meta.get_field("name").max_length
 SHOWN = 200
@@ -36,12 +36,6 @@ def visible(user):
     return tokens if user.is_superuser else tokens.filter(user=user)
 
 
-def public_url(request, path):
-    """`path` under RELAY_PUBLIC_URL (a relay behind a proxy), else under this request's host."""
-    base = getattr(settings, "RELAY_PUBLIC_URL", "")
-    return f"{base.rstrip('/')}/{path}" if base else request.build_absolute_uri(f"/{path}")
-
-
 class Tokens(Page):
     template_name = "dashboard/api_tokens.html"
     title = "API tokens"
@@ -50,7 +44,7 @@ class Tokens(Page):
         return self.page(request)
 
     def page(self, request, new_token=None, created=None, error="", typed="", status=200):
-        api_url = public_url(request, "api/v1/")
+        api_url = f"{browser.public_url(request)}/api/v1/"
         return self.render(
             request,
             {
@@ -63,7 +57,7 @@ class Tokens(Page):
                 "typed": typed,
                 "name_max": NAME_MAX,
                 "api_url": api_url,
-                "schema_url": public_url(request, "api/v1/schema/"),
+                "schema_url": f"{api_url}schema/",
                 "curl": f'curl -H "Authorization: Bearer {new_token}" {api_url}status/' if new_token else "",
             },
             status=status,

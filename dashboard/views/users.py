@@ -1,6 +1,7 @@
 """One user's history: their calls in the order received, their Intercom contact and companies,
 and "resend this user's failed calls"."""
 
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -12,7 +13,7 @@ from dashboard import bulk, queries
 from dashboard.filters import LogFilter
 from dashboard.views.common import Action, Page, audit, shown_workspace
 from forwarding import privacy
-from forwarding.models import Forgotten, State
+from forwarding.models import Forgotten, IntercomDeletion, State
 
 FORGOTTEN_SHOWN = 20
 
@@ -89,14 +90,31 @@ class ForgetUser(Action):
         if not user_id or confirm != user_id:
             messages.error(request, "Nothing was forgotten: type the userId exactly to confirm.")
             return HttpResponseRedirect(back if user_id else reverse("admin:user_history"))
-        tombstone = privacy.forget(user_id, request.user, suppress=request.POST.get("suppress") == "on")
-        privacy.delete_in_intercom(tombstone)
-        done = f"Forgot a user: {tombstone.calls_expunged} calls expunged"
-        if tombstone.suppress:
-            done += ", later calls suppressed"
-        audit(request, tombstone, f"{done}; Intercom: {tombstone.intercom}.")
-        if tombstone.intercom in ("deleted", "absent"):
-            messages.success(request, f"{done}; Intercom contact {tombstone.intercom}.")
-        else:
-            messages.warning(request, f"{done}. Intercom's deletion will be tried again: {tombstone.intercom_error}.")
+        forgotten = forget(user_id, request.user, suppress=request.POST.get("suppress") == "on")
+        audit(request, forgotten.tombstone, forgotten.logged)
+        (messages.success if forgotten.finished else messages.warning)(request, forgotten.outcome)
         return HttpResponseRedirect(reverse("admin:user_history"))
+
+
+@dataclass
+class Forgetting:
+    tombstone: Forgotten
+    logged: str  # for the admin log
+    outcome: str  # for the operator
+    finished: bool  # Intercom's contact is gone (or was never there)
+
+
+def forget(user_id, user, suppress):
+    """Forget `user_id` now, as `user` asked (privacy.forget), and try Intercom's deletion at once;
+    what was done in words, for the page and the API."""
+    tombstone = privacy.forget(user_id, user, suppress=suppress)
+    privacy.delete_in_intercom(tombstone)
+    done = f"Forgot a user: {tombstone.calls_expunged} calls expunged"
+    if tombstone.suppress:
+        done += ", later calls suppressed"
+    finished = tombstone.intercom in (IntercomDeletion.DELETED, IntercomDeletion.ABSENT)
+    if finished:
+        outcome = f"{done}; Intercom contact {tombstone.intercom}."
+    else:
+        outcome = f"{done}. Intercom's deletion will be tried again: {tombstone.intercom_error}."
+    return Forgetting(tombstone, f"{done}; Intercom: {tombstone.intercom}.", outcome, finished)
