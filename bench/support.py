@@ -410,21 +410,24 @@ class KeepAlive:
         self.headers = headers or {}
         self.conn = None
 
-    def post(self, path, body, method="POST"):
-        """POST `body` (bytes); returns the status, or 0 on a network error.
-
-        A kept-alive connection the server closed while idle is retried once on a new one, as
-        HTTP clients do (the relay deduplicates on messageId, so a repeat is harmless)."""
-        reused = self.conn is not None
-        status = self._request(method, path, body)
-        if status == 0 and reused:
-            status = self._request(method, path, body)
-        return status
+    def post(self, path, body):
+        """POST `body` (bytes); returns the status, or 0 on a network error."""
+        return self.request("POST", path, body)
 
     def get(self, path):
-        return self.post(path, None, method="GET")
+        return self.request("GET", path, None)
 
-    def _request(self, method, path, body):
+    def request(self, method, path, body):
+        """The answer's status, or 0 on a network error. A kept-alive connection the server closed
+        while idle is retried once on a new one, as HTTP clients do (the relay deduplicates on
+        messageId, so a repeat is harmless)."""
+        reused = self.conn is not None
+        status = self._send(method, path, body)
+        if status == 0 and reused:
+            status = self._send(method, path, body)
+        return status
+
+    def _send(self, method, path, body):
         try:
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
