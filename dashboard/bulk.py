@@ -29,13 +29,12 @@ def create(log_filter, user=None, now=None):
     now = now or timezone.now()
     resolved = log_filter.resolved(now)
     bound = queries.snapshot_bound() or (now, 0)
-    preview = queries.bulk_preview(resolved, now, upto=bound)
     return BulkResend.objects.create(
         filters=resolved.to_dict(),
         description=resolved.describe(queries.sources() if resolved.source is not None else None)[:500],
         created_by=user,
         created_at=now,
-        total=preview.total,
+        total=queries.bulk_total(resolved, now, bound),
         upto_created_at=bound[0],
         upto_pk=bound[1],
     )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection
-from django.db.models import BooleanField, Count, ExpressionWrapper, F, Max, Q, Sum, Value
+from django.db.models import BooleanField, Case, Count, ExpressionWrapper, F, IntegerField, Max, Q, Sum, Value, When
 from django.db.models.functions import Concat
 
 from forwarding.delivery import attributes, watchdog
@@ -445,10 +445,17 @@ def matching_deliveries(log_filter, now):
     return queryset
 
 
+# The confirmation counts at most this many deliveries: counting every match would cost a page
+# as much as the matches (a million after an outage), and past this many the exact number no
+# longer changes the operator's decision. The job counts them all when it starts.
+PREVIEW_CAP = 1000
+
+
 @dataclass
 class Preview:
     by_state: dict
     without_payload: int
+    capped: bool = False  # more than the cap matched: the counts are of the first cap + 1
 
     @property
     def total(self):
@@ -463,22 +470,39 @@ class Preview:
         return max(0, self.total - self.in_flight - self.without_payload)
 
 
-def bulk_preview(log_filter, now, upto=None):
+def bulk_preview(log_filter, now, upto=None, exact=False):
     """How many deliveries a bulk resend would look at, by state, and how many cannot be resent
-    because their payload is gone. `upto` = (created_at, pk) bounds the snapshot."""
-    queryset = matching_deliveries(log_filter, now)
-    if upto is not None:
-        queryset = queryset.filter(created_at__lte=upto[0], pk__lte=upto[1])
-    by_state = dict(queryset.order_by().values("state").annotate(n=Count("*")).values_list("state", "n"))
-    without = queryset.filter(call__payload__isnull=True).count() if by_state else 0
-    return Preview(by_state, without)
+    because their payload is gone, in one query over at most PREVIEW_CAP + 1 of them (`exact`:
+    all). `upto` = (created_at, pk) bounds the snapshot."""
+    cap = None if exact else PREVIEW_CAP
+    queryset = _snapshot(matching_deliveries(log_filter, now), upto).order_by()
+    gone = Case(When(call__payload__isnull=True, then=Value(1)), default=Value(0), output_field=IntegerField())
+    matched = queryset.annotate(gone=gone).values_list("state", "gone")
+    if cap is not None:
+        matched = matched[: cap + 1]
+    sql, params = matched.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT state, COUNT(*), SUM(gone) FROM ({sql}) matched GROUP BY state", params)
+        rows = cursor.fetchall()
+    by_state = {state: n for state, n, _ in rows}
+    capped = cap is not None and sum(by_state.values()) > cap
+    return Preview(by_state, sum(gone for *_, gone in rows), capped)
+
+
+def bulk_total(log_filter, now, upto):
+    """Every delivery a bulk resend will look at: the job's total (one count on the filter's index)."""
+    return _snapshot(matching_deliveries(log_filter, now), upto).order_by().count()
+
+
+def _snapshot(queryset, upto):
+    if upto is None:
+        return queryset
+    return queryset.filter(created_at__lte=upto[0], pk__lte=upto[1])
 
 
 def bulk_chunk(log_filter, job, size):
     """The next `size` deliveries of a bulk resend, oldest first: (pk, created_at, state, has_payload)."""
-    queryset = matching_deliveries(log_filter, job.upto_created_at).filter(
-        created_at__lte=job.upto_created_at, pk__lte=job.upto_pk
-    )
+    queryset = _snapshot(matching_deliveries(log_filter, job.upto_created_at), (job.upto_created_at, job.upto_pk))
     if job.after_pk is not None:
         queryset = after(queryset, "created_at", (job.after_created_at, job.after_pk), newer=True)
     has_payload = ExpressionWrapper(Q(call__payload__isnull=False), output_field=BooleanField())

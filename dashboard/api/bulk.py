@@ -29,11 +29,14 @@ class PreviewOut(serializers.Serializer):
     dry_run = serializers.BooleanField()
     description = serializers.CharField(help_text="The filters in words.")
     filters = serializers.DictField(child=serializers.CharField(), help_text="The filters, as the log's query string.")
-    total = serializers.IntegerField(help_text="Matching deliveries.")
+    total = serializers.IntegerField(help_text="Matching deliveries (at least this many when `capped`).")
     by_state = serializers.DictField(child=serializers.IntegerField(), help_text="Matching deliveries by state.")
     in_flight = serializers.IntegerField(help_text="Being sent now: left alone.")
     without_payload = serializers.IntegerField(help_text="Their payload is gone: cannot be resent.")
     resendable = serializers.IntegerField()
+    capped = serializers.BooleanField(
+        help_text=f"More than {queries.PREVIEW_CAP} match: the counts stop there; a started job counts them all."
+    )
     message = serializers.CharField()
 
 
@@ -65,6 +68,8 @@ class BulkResends(ApiView):
         preview = queries.bulk_preview(log_filter, now)
         if given["dry_run"]:
             message = f"{preview.total} deliveries match; {preview.resendable} would be made due again."
+            if preview.capped:
+                message = f"More than {queries.PREVIEW_CAP} deliveries match; the job counts them all when it starts."
         else:
             message = "Nothing to resend: no delivery matches these filters; nothing was started."
         return Response(
@@ -77,6 +82,7 @@ class BulkResends(ApiView):
                 "in_flight": preview.in_flight,
                 "without_payload": preview.without_payload,
                 "resendable": preview.resendable,
+                "capped": preview.capped,
                 "message": message,
             }
         )

@@ -33,6 +33,7 @@ class Confirm(Page):
                 "problems": problems,
                 "description": log_filter.describe(sources),
                 "preview": preview,
+                "cap": queries.PREVIEW_CAP,
                 "by_state": sorted(preview.by_state.items(), key=lambda item: -item[1]),
                 "params": log_filter.params().items(),
                 "log_url": reverse("admin:delivery_log") + log_filter.query(),

@@ -25,8 +25,16 @@ def test_a_dry_run_counts_and_starts_nothing(operator_api, failed):
     assert response.status_code == 200
     body = response.json()
     assert (body["dry_run"], body["total"], body["by_state"], body["resendable"]) == (True, 3, {"failed": 3}, 3)
+    assert body["capped"] is False
     assert body["description"] == "state failed" and body["filters"] == {"state": "failed"}
     assert not BulkResend.objects.exists() and not LogEntry.objects.exists()
+
+
+def test_a_dry_run_past_the_cap_says_so(operator_api, failed, monkeypatch):
+    monkeypatch.setattr("dashboard.queries.PREVIEW_CAP", 2)
+    body = operator_api.post("bulk-resends/", {"filters": {"state": "failed"}, "dry_run": True}).json()
+    assert (body["capped"], body["total"]) == (True, 3)
+    assert body["message"] == "More than 2 deliveries match; the job counts them all when it starts."
 
 
 def test_starting_creates_the_job_and_its_progress_can_be_followed(operator_api, operator, failed):

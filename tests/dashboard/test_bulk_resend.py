@@ -6,6 +6,8 @@ from unittest import mock
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -45,6 +47,33 @@ def test_the_confirmation_shows_the_count_by_state_first(operator_client, calls)
     assert '<input type="hidden" name="state" value="failed">' in body
     everything = operator_client.get(f"{CONFIRM}?event=order+completed").context["preview"]
     assert (everything.by_state, everything.in_flight) == ({"failed": 3, "held": 1, "delivering": 1, "delivered": 1}, 1)
+
+
+def test_past_the_cap_the_confirmation_says_more_than_and_the_job_counts_them_all(
+    operator_client, calls, enqueued, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr("dashboard.queries.PREVIEW_CAP", 3)
+    for _ in range(5):
+        calls(state="failed")
+    calls(state="delivered")
+    with CaptureQueriesContext(connection) as counting:
+        response = operator_client.get(f"{CONFIRM}?state=failed")
+    preview = response.context["preview"]
+    assert preview.capped and preview.total == 4  # the cap + 1: enough to know there are more
+    body = response.content.decode()
+    assert 'More than</span> <span id="bulk-total">3<' in body and 'value="Resend all of them"' in body
+    assert 'name="expected"' not in body and 'id="bulk-capped"' in body
+    counts = [q["sql"] for q in counting if "COUNT(" in q["sql"].upper() and "forwarding_delivery" in q["sql"]]
+    assert len(counts) == 1 and "LIMIT 4" in counts[0]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator_client.post(START, {"state": "failed"})
+    job = BulkResend.objects.get()
+    assert job.total == 5  # counted exactly when it starts
+    assert bulk.run(job.pk) is False
+    job.refresh_from_db()
+    assert (job.status, job.processed, job.reopened) == (JobStatus.DONE, 5, 5)
+    under = operator_client.get(f"{CONFIRM}?state=delivered").context["preview"]
+    assert (under.capped, under.total) == (False, 1)
 
 
 def test_viewers_see_the_count_but_cannot_start(viewer_client, calls):
