@@ -263,3 +263,5 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+    # The ORM broker whose pusher is woken by each commit of tasks rather than polling for them.
+    Q_CLUSTER["broker_class"] = "forwarding.delivery.doorbell.DoorbellORM"

@@ -49,7 +49,9 @@ def enqueue_tasks(tasks):
 def in_the_database(broker=None):
     """Whether the queue is a table of the relay's database (django-q2's ORM broker): its tasks can
     then be written in the transaction that stores their deliveries, and become visible with it."""
-    return (broker or queue_broker()).__class__.__name__ == "ORM"
+    from django_q.brokers.orm import ORM
+
+    return isinstance(broker or queue_broker(), ORM)
 
 
 def enqueue_with_commit(delivery_ids):
