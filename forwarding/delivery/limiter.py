@@ -5,6 +5,7 @@ requests BLOCK at a time, spends them until the window resets, and gives back wh
 import time
 from datetime import UTC, datetime, timedelta
 
+from django.db import connection
 from django.db.models import F, Q
 from django.db.models.functions import Least
 from django.utils import timezone
@@ -59,13 +60,11 @@ def wait_seconds(now=None):
         _held["tokens"] -= 1
         return 0
     hold(0)
-    current = RateLimitWindow.objects.filter(name=NAME, reset_at__gt=now)
-    plenty = current.filter(limit__gte=BLOCKS_FROM_LIMIT, remaining__gte=F("limit") * LOW_SHARE + BLOCK)
-    if plenty.update(remaining=F("remaining") - BLOCK):
-        reset_at = current.values_list("reset_at", flat=True).first()
-        if reset_at is not None:
-            hold(BLOCK - 1, reset_at=reset_at)
+    reset_at = take_block(now)
+    if reset_at is not None:
+        hold(BLOCK - 1, reset_at=reset_at)
         return 0
+    current = RateLimitWindow.objects.filter(name=NAME, reset_at__gt=now)
     if current.filter(remaining__gt=0).update(remaining=F("remaining") - 1):
         return 0
     window = RateLimitWindow.objects.filter(name=NAME).first()
@@ -78,6 +77,27 @@ def wait_seconds(now=None):
     if window.reset_at <= now:
         return probe(window, now)
     return (window.reset_at - now).total_seconds()
+
+
+def take_block(now):
+    """Take BLOCK requests from a current window that has plenty, in one statement (a worker
+    takes one every BLOCK deliveries): the window's reset time, or None when it has not."""
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(RateLimitWindow._meta.db_table)} SET remaining = remaining - %s"  # noqa: S608
+            f" WHERE name = %s AND reset_at > %s AND {quote('limit')} >= %s"
+            f" AND remaining >= {quote('limit')} * %s + %s RETURNING reset_at",
+            [BLOCK, NAME, connection.ops.adapt_datetimefield_value(now), BLOCKS_FROM_LIMIT, LOW_SHARE, BLOCK],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    reset_at = row[0]
+    if isinstance(reset_at, str):
+        reset_at = datetime.fromisoformat(reset_at)
+    # SQLite answers the naive UTC that Django stores there.
+    return reset_at if reset_at.tzinfo else reset_at.replace(tzinfo=UTC)
 
 
 def probe(ended, now):
