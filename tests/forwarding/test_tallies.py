@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.db.models import Count
 from django.db.models.functions import TruncHour
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from forwarding import tallies
@@ -69,3 +70,25 @@ def test_the_migration_tallies_the_deliveries_stored_before_it(make_call):
         tallies.tally_stored(cursor, connection.vendor)
     assert tallied() == counted()
     assert DeliveryTally.objects.count() == 4
+
+
+def test_folding_touches_only_the_hours_and_states_that_changed(make_call):
+    now = timezone.now()
+    for n in range(24):
+        make_call(state=State.DELIVERED, received_at=now - timedelta(hours=n))
+    tallies.fold(now)
+    assert DeliveryTally.objects.count() == 24
+    with CaptureQueriesContext(connection) as nothing_new:
+        assert tallies.fold(now) == 0
+    assert not [
+        q
+        for q in nothing_new
+        if "INSERT" in q["sql"] or q["sql"].startswith("DELETE FROM forwarding_deliverytally WHERE id")
+    ]
+    make_call(state=State.FAILED, received_at=now)
+    make_call(state=State.FAILED, received_at=now)
+    with CaptureQueriesContext(connection) as one_pair:
+        assert tallies.fold(now) == 2
+    inserts = [q for q in one_pair if "INSERT" in q["sql"]]
+    assert len(inserts) == 1  # the new pair's sum; the 24 others are left as they are
+    assert tallied() == counted()
