@@ -14,7 +14,8 @@ own); without Redis, PostgreSQL runs with the ORM broker.
 A benchmark is any script in BENCHMARKS (or bench/dashboard.py once it exists). It reads its
 backend from the environment (see support.py) and reports through `support.report`, which
 prints `BENCH-RESULT {json}` lines; a script that prints none has the tail of its output put
-in RESULTS.md as it is. Each script gets TIMEOUT seconds, then SIGTERM (it stops what it
+in RESULTS.md as it is. Each script gets TIMEOUT seconds (those seeding a million rows more,
+see LONG), then SIGTERM (it stops what it
 started), then SIGKILL.
 """
 
@@ -35,10 +36,12 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "RESULTS.md"
-BENCHMARKS = ["single_call", "ingestion", "forwarding", "latency"]
+BENCHMARKS = ["single_call", "ingestion", "forwarding", "latency", "storage", "anonymous"]
 # Written by another engineer; run when it exists (same environment, same protocol).
 OPTIONAL_BENCHMARKS = ["dashboard", "metrics"]
 TIMEOUT = int(os.environ.get("BENCH_TIMEOUT", 480))
+# Scripts that seed a million calls: their seconds, as a multiple of TIMEOUT.
+LONG = {"anonymous": 2.5, "dashboard": 1.5}
 RESULT_PREFIX = "BENCH-RESULT "
 DEFAULT_POSTGRES = "postgres://relay:relay@127.0.0.1:5432/relay"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -115,7 +118,7 @@ def run_script(name, backend):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    output, error = read_bounded(process, TIMEOUT)
+    output, error = read_bounded(process, int(TIMEOUT * LONG.get(name, 1)))
     results = [json.loads(line[len(RESULT_PREFIX) :]) for line in output if line.startswith(RESULT_PREFIX)]
     if process.returncode and not error:
         error = f"exited with status {process.returncode}"

@@ -7,6 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from dashboard.models import BulkResend, JobStatus
+from forwarding.delivery.attempt import release_user
 from forwarding.models import Call, CallType, Delivery, State, Trigger
 
 pytestmark = pytest.mark.django_db
@@ -78,3 +79,19 @@ def test_seed_calls_stores_calls_with_their_deliveries(db):
     call_command("seed_calls", "10", stdout=io.StringIO())
     assert Call.objects.count() == 510
     Call.objects.create(source=call.source, message_id="after-seed", type="track", timestamp=call.timestamp, payload={})
+
+
+def test_seed_calls_waiting_anonymous_stores_visitors_calls_an_identify_would_release(db):
+    out = io.StringIO()
+    call_command("seed_calls", "60", "--waiting-anonymous", "--days", "7", "--seed", "3", "--batch", "25", stdout=out)
+    assert "Seeded 60 calls for 20 users" in out.getvalue()
+    deliveries = Delivery.objects.select_related("call")
+    assert {(d.state, d.error_cause, d.user_id, d.call.user_id) for d in deliveries} == {
+        (State.WAITING, "anonymous", "", "")
+    }
+    assert {d.call.type for d in deliveries} == {CallType.PAGE, CallType.TRACK}
+    assert all(d.anonymous_id == d.call.anonymous_id == d.call.payload["anonymousId"] for d in deliveries)
+    visitor = deliveries.first().anonymous_id
+    release_user("someone", visitor)
+    released = Delivery.objects.filter(anonymous_id=visitor)
+    assert set(released.values_list("state", "user_id")) == {(State.PENDING, "someone")}

@@ -1,6 +1,8 @@
 """`manage.py seed_calls N`: store N made-up calls with their deliveries, fast, for benchmarks and
 scale tests of the dashboard. Nothing is sent: the deliveries are stored in final states only
-(delivered, failed, waiting, held, suppressed, skipped), so no worker picks them up.
+(delivered, failed, waiting, held, suppressed, skipped), so no worker picks them up. With
+`--waiting-anonymous` every call is an anonymous page or track call waiting for an identify that
+never comes (most website visitors: bench/anonymous.py).
 
 Rows go in as plain tuples with executemany and ids chosen here (the ORM's bulk_create spends
 most of its time building model instances and compiling SQL for SQLite's 999-parameter batches);
@@ -44,6 +46,9 @@ OUTCOMES = [
     (State.HELD, 15, None, "name_held", "event name cap full"),
     (State.SUPPRESSED, 15, None, "name_suppressed", "event name is archived"),
 ]
+# --waiting-anonymous: what a delivery attempt leaves on an anonymous call (forwarding/delivery/attempt.py).
+ANONYMOUS_WAIT = (State.WAITING, None, "anonymous", "anonymous call: waiting for an identify with this anonymousId")
+VISITOR_CALLS = 3  # calls per anonymous visitor, on average
 
 
 class Command(BaseCommand):
@@ -55,12 +60,20 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=float, default=30, help="spread over this many days up to now")
         parser.add_argument("--batch", type=int, default=10000)
         parser.add_argument("--seed", type=int, default=None, help="random seed, for repeatable data")
+        parser.add_argument(
+            "--waiting-anonymous",
+            action="store_true",
+            help="anonymous page and track calls only, all waiting for an identify (users: visitors)",
+        )
 
-    def handle(self, *args, count, users, days, batch, seed, **options):
+    def handle(self, *args, count, users, days, batch, seed, waiting_anonymous, **options):
         if count < 1 or batch < 1:
             raise CommandError("count and --batch must be positive")
         rng = random.Random(seed)
-        users = users or max(1, count // 20)
+        users = users or max(1, count // (VISITOR_CALLS if waiting_anonymous else 20))
+        make_call, make_delivery = self.call, self.delivery
+        if waiting_anonymous:
+            make_call, make_delivery = self.anonymous_call, self.anonymous_delivery
         source, _ = Source.objects.get_or_create(
             name=SOURCE_NAME, defaults={"key_prefix": "seeded", "key_hash": uuid.uuid4().hex, "is_active": False}
         )
@@ -78,12 +91,12 @@ class Command(BaseCommand):
         while done < count:
             size = min(batch, count - done)
             calls = [
-                self.call(rng, source, run, next_id + done + i, done + i, users, start + step * (done + i))
+                make_call(rng, source, run, next_id + done + i, done + i, users, start + step * (done + i))
                 for i in range(size)
             ]
             with transaction.atomic():
                 insert(Call, calls)
-                insert(Delivery, [self.delivery(rng, call) for call in calls])
+                insert(Delivery, [make_delivery(rng, call) for call in calls])
             done += size
             if done % (batch * 20) == 0:
                 tallies.fold()  # as the sweeper does every few seconds
@@ -147,6 +160,48 @@ class Command(BaseCommand):
             timestamp=received_at,
             received_at=received_at,
             payload=payload,
+        )
+
+    def anonymous_call(self, rng, source, run, pk, number, users, received_at):
+        """A visitor's page or track call: an anonymousId and no userId."""
+        kind = CallType.PAGE if rng.random() < 0.7 else CallType.TRACK
+        anonymous_id = f"seed-visitor-{rng.randrange(users)}"
+        message_id = f"seed-{run}-{number}"
+        payload = {"type": kind, "messageId": message_id, "anonymousId": anonymous_id}
+        payload["timestamp"] = received_at.isoformat()
+        if kind == CallType.TRACK:
+            event = rng.choice(EVENT_NAMES)
+            payload.update(event=event, properties={"n": number})
+        else:
+            event = rng.choice(["Home", "Pricing", "Docs", "Blog"])
+            payload.update(name=event, properties={"path": f"/{event.lower()}"})
+        return dict(
+            id=pk,
+            source_id=source.pk,
+            message_id=message_id,
+            type=kind,
+            anonymous_id=anonymous_id,
+            event=event,
+            timestamp=received_at,
+            received_at=received_at,
+            payload=payload,
+        )
+
+    def anonymous_delivery(self, rng, call):
+        state, status, cause, error = ANONYMOUS_WAIT
+        received_at = call["received_at"]
+        return dict(
+            call_id=call["id"],
+            anonymous_id=call["anonymous_id"],
+            event_key=key_of(call["event"]) if call["type"] == CallType.TRACK else PAGE_EVENT_NAME,
+            created_at=received_at,
+            updated_at=received_at,
+            next_attempt_at=received_at,
+            attempt_count=1,
+            state=state,
+            last_status=status,
+            error_cause=cause,
+            last_error=error,
         )
 
     def delivery(self, rng, call):
