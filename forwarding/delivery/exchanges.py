@@ -1,6 +1,13 @@
 """An attempt in progress: its row exists before the first request, and each HTTP
 exchange is written before the next request or with the outcome, in its transaction (bodies
-cut, allowlisted headers, never the token)."""
+cut, allowlisted headers, never the token).
+
+What an exchange keeps depends on its answer. A failure (no answer, or a status other than 2xx)
+keeps everything an operator debugs with: the headers kept and both bodies, cut. A success keeps
+the request body (what Intercom received), the answer's rate-limit headers and request id, and of
+the answer only what identifies it (type, id, count): Intercom's whole contact on every identify,
+and the client's headers (the same on every request, set by the settings) were half of an
+exchange's bytes on disk (bench/storage.py)."""
 
 import json
 import time
@@ -12,15 +19,66 @@ from forwarding.delivery import connection, limiter
 from forwarding.models import Attempt, Exchange, Outcome
 from forwarding.models.deliveries import BODY_LIMIT
 
+# Of a successful exchange: the answer's headers that are not the same on every request, and the
+# keys of an answer that say what Intercom made or found.
+SUCCESS_RESPONSE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "X-Request-Id")
+SUMMARY_KEYS = ("type", "id", "external_id", "total_count")
+SUMMARY_ITEMS = 5  # items of a list answer (`data`) summarised
+
 
 def cut(value):
-    """Text of a body, cut to the stored limit."""
+    """Text of a body (compact JSON), cut to the stored limit."""
     if value is None:
         return ""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    if isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
     if len(text) > BODY_LIMIT:
         return text[:BODY_LIMIT] + "…[cut]"
     return text
+
+
+def summary(body):
+    """What identifies a successful answer: its type, id, external_id and total_count, and the same
+    of the first items of its `data` list; text that is not JSON is kept whole (it is unexpected)."""
+    if isinstance(body, dict):
+        kept = {key: body[key] for key in SUMMARY_KEYS if key in body}
+        if isinstance(body.get("data"), list):
+            kept["data"] = [summary(item) for item in body["data"][:SUMMARY_ITEMS]]
+        return kept
+    if isinstance(body, list):
+        return [summary(item) for item in body[:SUMMARY_ITEMS]]
+    return body
+
+
+def exchange_fields(response, request_headers):
+    """The stored fields of one HTTP exchange: everything for a failure, the essentials for a 2xx."""
+    fields = {
+        "method": response.method,
+        "path": response.path[:500],
+        "status": response.status,
+        "duration_ms": response.duration_ms,
+        "request_body": cut(response.request_body),
+        "error": response.error[:500],
+    }
+    if not response.ok:
+        return {
+            **fields,
+            "request_headers": request_headers,
+            "response_headers": response.headers,
+            "response_body": cut(response.body),
+        }
+    return {
+        **fields,
+        "request_headers": {},
+        "response_headers": kept(response.headers, SUCCESS_RESPONSE_HEADERS),
+        "response_body": cut(summary(response.body)),
+    }
+
+
+def kept(headers, names):
+    return {name: headers[name] for name in names if name in headers}
 
 
 class AttemptLog:
@@ -47,18 +105,7 @@ class AttemptLog:
         """Tell the limiter and the connection status, and keep the exchange to write."""
         limiter.observe(response)
         connection.note(response)
-        self.unwritten = Exchange(
-            attempt=self.attempt,
-            method=response.method,
-            path=response.path[:500],
-            status=response.status,
-            duration_ms=response.duration_ms,
-            request_headers=self.client.kept_request_headers(),
-            request_body=cut(response.request_body),
-            response_headers=response.headers,
-            response_body=cut(response.body),
-            error=response.error[:500],
-        )
+        self.unwritten = Exchange(attempt=self.attempt, **exchange_fields(response, self.client.kept_request_headers()))
 
     def _write_exchange(self):
         if self.unwritten is not None:
