@@ -1,4 +1,5 @@
-"""Retention: payloads go after RELAY_PAYLOAD_RETENTION_DAYS, then whole log entries after
+"""Retention: payloads go after RELAY_PAYLOAD_RETENTION_DAYS (with the bodies of their HTTP
+exchanges, which carry the same traits and emails), then whole log entries after
 RELAY_LOG_RETENTION_DAYS, in batches. A call whose delivery is not finished is never pruned.
 Rejected messages go after RELAY_REJECTED_RETENTION_DAYS."""
 
@@ -15,6 +16,7 @@ BATCH = 1000
 # Deliveries that still need their call: never pruned, whatever their age.
 UNFINISHED = [State.PENDING, State.DELIVERING, State.WAITING, State.HELD]
 EXPIRED_REASON = "expired after RELAY_PAYLOAD_RETENTION_DAYS"
+EXPIRED_BODY = "[expired]"
 
 
 def prunable_calls(cutoff):
@@ -34,14 +36,19 @@ def batches(queryset, batch=BATCH):
 
 
 def prune_payloads(now=None, batch=BATCH, progress=None):
-    """Remove the payloads of finished calls past their retention; returns how many."""
+    """Remove the payloads of finished calls past their retention, and their exchanges' bodies;
+    returns how many."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.RELAY_PAYLOAD_RETENTION_DAYS)
     done = 0
     for pks in batches(prunable_calls(cutoff).filter(payload__isnull=False), batch):
-        done += Call.objects.filter(pk__in=pks, payload__isnull=False).update(
-            payload=None, payload_removed_at=now, payload_removed_reason=EXPIRED_REASON
-        )
+        with transaction.atomic():
+            done += Call.objects.filter(pk__in=pks, payload__isnull=False).update(
+                payload=None, payload_removed_at=now, payload_removed_reason=EXPIRED_REASON
+            )
+            Exchange.objects.filter(attempt__delivery_id__in=pks).update(
+                request_body=EXPIRED_BODY, response_body=EXPIRED_BODY
+            )
         if progress:
             progress("payloads", done)
     return done

@@ -28,18 +28,22 @@ def with_attempt(call):
 
 def test_it_removes_old_payloads_of_finished_calls_only(make_call, days_ago, settings):
     settings.RELAY_PAYLOAD_RETENTION_DAYS = 30
-    old = make_call(received_at=days_ago(31))
+    old = with_attempt(make_call(received_at=days_ago(31)))
     old_waiting = make_call(received_at=days_ago(31), state=State.WAITING)
     old_held = make_call(received_at=days_ago(31), state=State.HELD)
-    recent = make_call(received_at=days_ago(29))
+    recent = with_attempt(make_call(received_at=days_ago(29)))
 
     assert retention.prune_payloads() == 1
     old.refresh_from_db()
     assert old.payload is None
     assert old.payload_removed_reason == retention.EXPIRED_REASON
+    # What was sent carried the same traits: its bodies go with the payload, the exchange stays.
+    [gone] = Exchange.objects.filter(attempt__delivery_id=old.pk)
+    assert (gone.request_body, gone.response_body, gone.status) == ("[expired]", "[expired]", 202)
     for kept in (old_waiting, old_held, recent):
         kept.refresh_from_db()
         assert kept.payload is not None
+    assert Exchange.objects.get(attempt__delivery_id=recent.pk).request_body == '{"email": "x"}'
 
 
 def test_it_deletes_old_log_entries_with_their_attempts(make_call, days_ago, settings):
