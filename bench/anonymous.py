@@ -40,7 +40,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import support  # noqa: E402
-from bench.dashboard import PAGES, label, viewer_client  # noqa: E402
+from bench.dashboard import PAGES, label, time_page, viewer_client  # noqa: E402
 
 SIZES = [int(size) for size in os.environ.get("BENCH_ANONYMOUS_SIZES", "1000,1000000").split(",")]
 RUNS = int(os.environ.get("BENCH_ANONYMOUS_RUNS", 5))
@@ -217,18 +217,8 @@ def pages():
 
 
 def page(client, path):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    assert client.get(path, secure=True).status_code == 200, path  # warm-up
-    timings = []
-    for _ in range(RUNS):
-        started = time.monotonic()
-        client.get(path, secure=True)
-        timings.append((time.monotonic() - started) * 1000)
-    with CaptureQueriesContext(connection) as captured:
-        client.get(path, secure=True)
-    return round(statistics.median(timings), 1), {"queries": len(captured), "slowest run": f"{max(timings):.1f} ms"}
+    median, timings, captured = time_page(client, path, RUNS)
+    return median, {"queries": len(captured), "slowest run": f"{max(timings):.1f} ms"}
 
 
 # -- 4. the expiry ---------------------------------------------------------------------------------

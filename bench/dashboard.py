@@ -89,8 +89,6 @@ def seed(count):
 
 def measure(client, size, first, first_label):
     """{page name: Figure} at this size; past the first size, each against its time there."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
     from dashboard.filters import LogFilter
@@ -103,17 +101,8 @@ def measure(client, size, first, first_label):
     }
     figures = {}
     for name, path, bound in PAGES:
-        path = path or paths[name]
-        assert client.get(path, secure=True).status_code == 200, path  # warm-up
-        timings = []
-        for _ in range(RUNS):
-            started = time.monotonic()
-            client.get(path, secure=True)
-            timings.append((time.monotonic() - started) * 1000)
-        with CaptureQueriesContext(connection) as captured:
-            client.get(path, secure=True)
+        median, timings, captured = time_page(client, path or paths[name])
         counts = [q for q in captured if "COUNT(" in q["sql"].upper() and 'FROM "forwarding_call"' in q["sql"]]
-        median = round(statistics.median(timings), 1)
         goal = f"<= {bound} queries, no COUNT of calls"
         met = len(captured) <= bound and not counts
         baseline = first.get(name)
@@ -132,6 +121,22 @@ def measure(client, size, first, first_label):
             notes={"queries": len(captured), "slowest run": f"{max(timings):.1f} ms"},
         )
     return figures
+
+
+def time_page(client, path, runs=RUNS):
+    """(median ms, every run's ms, the queries of one more request) of a page, after a warm-up."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    assert client.get(path, secure=True).status_code == 200, path
+    timings = []
+    for _ in range(runs):
+        started = time.monotonic()
+        client.get(path, secure=True)
+        timings.append((time.monotonic() - started) * 1000)
+    with CaptureQueriesContext(connection) as captured:
+        client.get(path, secure=True)
+    return round(statistics.median(timings), 1), timings, captured
 
 
 def label(size):

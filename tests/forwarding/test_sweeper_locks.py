@@ -3,16 +3,16 @@ UPDATE of the lost deliveries could wait for a row a worker locked while that wo
 one the UPDATE had locked, a deadlock (seen in the chaos test). It skips them; the next sweep
 takes what is still lost."""
 
-import threading
 import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from forwarding.delivery import queue, sweeper
 from forwarding.models import Delivery
+from tests.forwarding.locks import Holder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,23 +29,6 @@ def lost(store, *users):
     an_hour_ago = timezone.now() - timedelta(hours=1)
     Delivery.objects.filter(pk__in=pks).update(enqueued_at=None, next_attempt_at=an_hour_ago)
     return pks
-
-
-class Holder(threading.Thread):
-    """Another connection's transaction holding a delivery's row lock until told to let go."""
-
-    def __init__(self, pk):
-        super().__init__(daemon=True)
-        self.pk, self.locked, self.release = pk, threading.Event(), threading.Event()
-
-    def run(self):
-        try:
-            with transaction.atomic():
-                Delivery.objects.select_for_update().get(pk=self.pk)
-                self.locked.set()
-                self.release.wait(30)
-        finally:
-            connection.close()
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL (DATABASE_URL)")

@@ -3,17 +3,17 @@ week of anonymous visitors is a million waiting calls, and one UPDATE over all o
 SQLite's write lock (ingestion stalled behind it) for as long as it ran (bench/anonymous.py)."""
 
 import contextlib
-import threading
 import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from forwarding.delivery import sweeper
 from forwarding.models import Delivery, State
+from tests.forwarding.locks import Holder
 
 WEEK = 7 * 24 * 3600
 
@@ -29,23 +29,6 @@ def waits(make_call, settings):
         return [call.pk for call in calls]
 
     return make
-
-
-class Holder(threading.Thread):
-    """Another connection's transaction holding a delivery's row lock until told to let go."""
-
-    def __init__(self, pk):
-        super().__init__(daemon=True)
-        self.pk, self.locked, self.release = pk, threading.Event(), threading.Event()
-
-    def run(self):
-        try:
-            with transaction.atomic():
-                Delivery.objects.select_for_update().get(pk=self.pk)
-                self.locked.set()
-                self.release.wait(30)
-        finally:
-            connection.close()
 
 
 @contextlib.contextmanager
