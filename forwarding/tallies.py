@@ -5,6 +5,7 @@ a delivery's state, and +1 for every new delivery; a deleted delivery (pruned) s
 a call that was received. `fold` sums the rows into one per (hour, state), and drops the hours
 the overview no longer shows."""
 
+from collections import defaultdict
 from datetime import timedelta
 
 from django.db import connection, transaction
@@ -94,38 +95,45 @@ def fold(now=None, chunk=FOLD_CHUNK):
     """Sum the tallies into one row per (hour, state), and drop the hours past KEPT. Only the
     (hour, state) pairs with more than one row are touched: a sweep every few seconds used to
     rewrite every pair of the last 8 days (some 1,500 rows) when a handful had changed. Safe
-    beside writers: each pair's rows are taken by the DELETE that returns them, `chunk` at a
-    time, and the triggers only ever insert. Returns how many rows it folded."""
+    beside writers: each chunk takes exactly the rows it deletes, and the triggers only ever
+    insert. Returns how many rows it folded."""
     now = now or timezone.now()
     DeliveryTally.objects.filter(hour__lt=now - KEPT).delete()
     last = DeliveryTally.objects.order_by("-pk").values_list("pk", flat=True).first()
     if last is None:
         return 0
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT hour, state FROM {TABLE} WHERE id <= %s GROUP BY hour, state HAVING COUNT(*) > 1",  # noqa: S608
-            [last],
-        )
-        pairs = cursor.fetchall()
-    return sum(fold_pair(hour, state, last, chunk) for hour, state in pairs)
-
-
-def fold_pair(hour, state, last, chunk):
-    """Fold the rows of one (hour, state) up to id `last` into one, `chunk` rows at a time."""
+        cursor.execute(f"SELECT 1 FROM ({DIRTY}) dirty LIMIT 1", [last])  # noqa: S608
+        if cursor.fetchone() is None:
+            return 0
     folded = 0
     while True:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                f"DELETE FROM {TABLE} WHERE id IN (SELECT id FROM {TABLE} WHERE hour = %s AND state = %s"  # noqa: S608
-                " AND id <= %s ORDER BY id LIMIT %s) RETURNING change",
-                [hour, state, last, chunk],
-            )
-            changes = [change for (change,) in cursor.fetchall()]
-            if sum(changes):
-                cursor.execute(
-                    f"INSERT INTO {TABLE} (hour, state, change) VALUES (%s, %s, %s)",  # noqa: S608
-                    [hour, state, sum(changes)],
-                )
-        folded += len(changes)
-        if len(changes) < chunk:
+        taken = fold_chunk(last, chunk)
+        folded += taken
+        if taken < chunk:
             return folded
+
+
+# The pairs with more than one row up to an id: what a fold has to sum.
+DIRTY = f"SELECT hour, state FROM {TABLE} WHERE id <= %s GROUP BY hour, state HAVING COUNT(*) > 1"  # noqa: S608
+
+
+def fold_chunk(last, chunk):
+    """Fold the `chunk` oldest rows of the pairs with more than one row, up to id `last` (their
+    sums get new ids, past `last`). One join, whatever the number of pairs: a statement per pair
+    let PostgreSQL, with no statistics yet, walk the whole table by id for each."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {TABLE} WHERE id IN (SELECT t.id FROM {TABLE} t JOIN ({DIRTY}) dirty"  # noqa: S608
+            " ON t.hour = dirty.hour AND t.state = dirty.state WHERE t.id <= %s ORDER BY t.id LIMIT %s)"
+            " RETURNING hour, state, change",
+            [last, last, chunk],
+        )
+        rows = cursor.fetchall()
+        sums = defaultdict(int)
+        for hour, state, change in rows:
+            sums[(hour, state)] += change
+        kept = [(hour, state, total) for (hour, state), total in sums.items() if total]
+        if kept:
+            cursor.executemany(f"INSERT INTO {TABLE} (hour, state, change) VALUES (%s, %s, %s)", kept)  # noqa: S608
+    return len(rows)

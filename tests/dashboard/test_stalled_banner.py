@@ -2,9 +2,11 @@
 worker has finished a task for RELAY_STALL_SECONDS: forwarding.delivery.watchdog), at the cost of
 one EXISTS on the delivery_due index while they are not."""
 
+import io
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -83,10 +85,16 @@ def test_it_is_not_shown_on_the_login_page(client, overdue):
 
 def test_a_page_pays_one_query_for_it_while_the_workers_keep_up(viewer_client, calls):
     calls(state=State.DELIVERED)
+    # Enough finished deliveries that the plan is the index's by cost, not a tie among the
+    # one-page indexes of a near-empty table (PostgreSQL then picks any).
+    call_command("seed_calls", "2000", "--seed", "3", stdout=io.StringIO())
     with CaptureQueriesContext(connection) as captured:
         assert viewer_client.get(reverse("admin:delivery_log")).status_code == 200
     overdue_checks = [q["sql"] for q in captured if '"next_attempt_at" <' in q["sql"]]
     assert len(overdue_checks) == 1
     assert "LIMIT 1" in overdue_checks[0]  # an EXISTS
-    assert "delivery_due" in plan_of(overdue_checks[0])
+    # An index that leads with the state: the check reads the pending deliveries, never the log.
+    # (PostgreSQL may take delivery_state_log: with no pending row the two cost the same.)
+    plan = plan_of(overdue_checks[0])
+    assert "delivery_due" in plan or (connection.vendor == "postgresql" and "delivery_state_log" in plan), plan
     assert not [q for q in captured if "clusterbeat" in q["sql"]]
