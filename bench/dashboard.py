@@ -24,21 +24,23 @@ from bench import support  # noqa: E402
 
 SIZES = [int(size) for size in os.environ.get("BENCH_DASHBOARD_SIZES", "10000,1000000").split(",")]
 RUNS = int(os.environ.get("BENCH_DASHBOARD_RUNS", 5))
-# (name, path, query bound): the bounds are the suite's (tests/dashboard/test_scale.py).
+# (name, path, query bound): the bounds are the suite's (tests/dashboard/: the log's LOG_QUERIES,
+# test_overview, test_user_history, test_call_detail); those the suite does not bound (the event
+# names, the bulk count) are what the pages ask today.
 PAGES = [
-    ("overview", "/admin/", 16),
-    ("log, first page", "/admin/log/", 10),
-    ("log, next page", None, 10),
-    ("log, state failed", "/admin/log/?state=failed", 10),
-    ("log, failed track, 7 days", "/admin/log/?state=failed&type=track&range=7d", 10),
-    ("log, event name", "/admin/log/?event=seeded+event+07", 10),
-    ("log, HTTP 5xx", "/admin/log/?status=5xx", 10),
-    ("log, search userId", "/admin/log/?q=seed-user-42", 10),
-    ("log, search email", "/admin/log/?q=seed-user-42%40example.com", 10),
-    ("user history", "/admin/users/?q=seed-user-42", 16),
-    ("call detail", None, 13),
+    ("overview", "/admin/", 18),
+    ("log, first page", "/admin/log/", 12),
+    ("log, next page", None, 12),
+    ("log, state failed", "/admin/log/?state=failed", 12),
+    ("log, failed track, 7 days", "/admin/log/?state=failed&type=track&range=7d", 12),
+    ("log, event name", "/admin/log/?event=seeded+event+07", 12),
+    ("log, HTTP 5xx", "/admin/log/?status=5xx", 12),
+    ("log, search userId", "/admin/log/?q=seed-user-42", 12),
+    ("log, search email", "/admin/log/?q=seed-user-42%40example.com", 12),
+    ("user history", "/admin/users/?q=seed-user-42", 18),
+    ("call detail", None, 16),
     ("bulk resend count, failed", "/admin/resend/?state=failed", 12),
-    ("event names", "/admin/event-names/", 12),
+    ("event names", "/admin/event-names/", 14),
 ]
 # The pages of the growth goal: at the largest size <= GROWTH x their time at the smallest.
 GROWTH = 1.5
