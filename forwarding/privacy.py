@@ -10,13 +10,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from forwarding import intercom, rawsql
-from forwarding.delivery import limiter
+from forwarding.delivery import exchanges, limiter
 from forwarding.models import (
     Attempt,
     Call,
     ContactLink,
     Delivery,
-    Exchange,
     Forgotten,
     IntercomDeletion,
     State,
@@ -87,7 +86,7 @@ def expunge(pks, now):
     )
     Delivery.objects.filter(call_id__in=pks).update(user_id="", anonymous_id="", warnings=[], updated_at=now)
     Attempt.objects.filter(delivery_id__in=pks).update(warnings=[])
-    Exchange.objects.filter(attempt__delivery_id__in=pks).update(request_body="", response_body="", path="(forgotten)")
+    exchanges.clear_bodies(pks, "", path="(forgotten)")
 
 
 def suppressed(user_ids):

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.models import Task
 
+from forwarding.delivery import exchanges
 from forwarding.models import Attempt, Call, Delivery, EventNameHour, Exchange, RejectedMessage, State
 
 BATCH = 1000
@@ -46,9 +47,7 @@ def prune_payloads(now=None, batch=BATCH, progress=None):
             done += Call.objects.filter(pk__in=pks, payload__isnull=False).update(
                 payload=None, payload_removed_at=now, payload_removed_reason=EXPIRED_REASON
             )
-            Exchange.objects.filter(attempt__delivery_id__in=pks).update(
-                request_body=EXPIRED_BODY, response_body=EXPIRED_BODY
-            )
+            exchanges.clear_bodies(pks, EXPIRED_BODY)
         if progress:
             progress("payloads", done)
     return done

@@ -6,8 +6,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from forwarding import event_names, privacy
-from forwarding.delivery import queue
-from forwarding.models import Call, Delivery, Exchange, State, Trigger
+from forwarding.delivery import exchanges, queue
+from forwarding.models import Call, Delivery, State, Trigger
 
 
 def accept(calls):
@@ -73,6 +73,4 @@ def expunge(call, reason):
         Call.objects.filter(pk=call.pk).update(
             payload=None, email="", payload_removed_at=now, payload_removed_reason=reason
         )
-        Exchange.objects.filter(attempt__delivery_id=call.pk).update(
-            request_body="[expunged]", response_body="[expunged]"
-        )
+        exchanges.clear_bodies([call.pk], "[expunged]")

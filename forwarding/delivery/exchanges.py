@@ -19,10 +19,9 @@ from forwarding.delivery import connection, limiter
 from forwarding.models import Attempt, Exchange, Outcome
 from forwarding.models.deliveries import BODY_LIMIT
 
-# Of a successful exchange no answer header is kept (its request id alone was a seventh of an
-# exchange's bytes; the rate-limit headers are the limiter's, and the overview shows the window),
-# and of its answer the keys that say what Intercom made or found.
-SUCCESS_RESPONSE_HEADERS = ()
+# Of a successful answer the keys that say what Intercom made or found. (No answer header is kept:
+# its request id alone was a seventh of an exchange's bytes; the rate-limit headers are the
+# limiter's, and the overview shows the window.)
 SUMMARY_KEYS = ("type", "id", "external_id", "total_count")
 SUMMARY_ITEMS = 5  # items of a list answer (`data`) summarised
 
@@ -73,13 +72,17 @@ def exchange_fields(response, request_headers):
     return {
         **fields,
         "request_headers": {},
-        "response_headers": kept(response.headers, SUCCESS_RESPONSE_HEADERS),
+        "response_headers": {},
         "response_body": cut(summary(response.body)),
     }
 
 
-def kept(headers, names):
-    return {name: headers[name] for name in names if name in headers}
+def clear_bodies(delivery_ids, marker, **fields):
+    """Empty the bodies of these deliveries' exchanges (what was sent carries the payload's
+    personal data), leaving `marker` in their place; `fields` changes others too."""
+    Exchange.objects.filter(attempt__delivery_id__in=delivery_ids).update(
+        request_body=marker, response_body=marker, **fields
+    )
 
 
 class AttemptLog:

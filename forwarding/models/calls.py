@@ -8,6 +8,7 @@ import secrets
 
 from django.db import connection, models
 from django.utils import timezone
+from psycopg.types.json import Json
 
 KEY_PREFIX_LENGTH = 8
 
@@ -80,8 +81,6 @@ class PayloadField(models.JSONField):
     def get_db_prep_value(self, value, connection, prepared=False):
         if connection.vendor != "postgresql":
             return super().get_db_prep_value(value, connection, prepared)
-        from psycopg.types.json import Json
-
         return Json(value if prepared else self.get_prep_value(value), dumps=compact_dumps)
 
     def from_db_value(self, value, expression, connection):
