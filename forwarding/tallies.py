@@ -16,6 +16,10 @@ from forwarding.models import DeliveryTally
 TABLE = DeliveryTally._meta.db_table  # the triggers' SQL below is the migrations': it names its tables
 KEPT = timedelta(days=8)  # the overview shows 7 days
 FOLD_CHUNK = 50_000  # rows held in memory at once
+# On PostgreSQL one fold at a time holds this transaction-level advisory lock; another fold (the
+# schedule's sweep beside an operator's, or one in a worker killed mid-transaction whose session
+# lingers) is skipped rather than waited for: the rows it would sum still count as they are.
+FOLD_LOCK = 0x7461_6C6C_79  # "tally"
 
 # The hour a delivery was received in, as each backend stores a datetime.
 SQLITE_HOUR = "substr({row}.created_at, 1, 13) || ':00:00'"
@@ -96,7 +100,7 @@ def fold(now=None, chunk=FOLD_CHUNK):
     (hour, state) pairs with more than one row are touched: a sweep every few seconds used to
     rewrite every pair of the last 8 days (some 1,500 rows) when a handful had changed. Safe
     beside writers: each chunk takes exactly the rows it deletes, and the triggers only ever
-    insert. Returns how many rows it folded."""
+    insert. Never waits for another fold (see FOLD_LOCK). Returns how many rows it folded."""
     now = now or timezone.now()
     DeliveryTally.objects.filter(hour__lt=now - KEPT).delete()
     last = DeliveryTally.objects.order_by("-pk").values_list("pk", flat=True).first()
@@ -123,6 +127,8 @@ def fold_chunk(last, chunk):
     sums get new ids, past `last`). One join, whatever the number of pairs: a statement per pair
     let PostgreSQL, with no statistics yet, walk the whole table by id for each."""
     with transaction.atomic(), connection.cursor() as cursor:
+        if not fold_lock(cursor):
+            return 0
         cursor.execute(
             f"DELETE FROM {TABLE} WHERE id IN (SELECT t.id FROM {TABLE} t JOIN ({DIRTY}) dirty"  # noqa: S608
             " ON t.hour = dirty.hour AND t.state = dirty.state WHERE t.id <= %s ORDER BY t.id LIMIT %s)"
@@ -137,3 +143,13 @@ def fold_chunk(last, chunk):
         if kept:
             cursor.executemany(f"INSERT INTO {TABLE} (hour, state, change) VALUES (%s, %s, %s)", kept)  # noqa: S608
     return len(rows)
+
+
+def fold_lock(cursor):
+    """Whether this transaction may fold: on PostgreSQL, when no other fold holds FOLD_LOCK (folds
+    delete the same rows, so a second one would wait on the first's row locks until it commits).
+    SQLite has one writer at a time anyway."""
+    if connection.vendor != "postgresql":
+        return True
+    cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [FOLD_LOCK])
+    return cursor.fetchone()[0]

@@ -1,11 +1,13 @@
 """The overview's tallies: database triggers count every delivery by the hour it was received and
 its state now, whichever way the state changes; folding sums them and forgets old hours."""
 
+import threading
+import time
 from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count
 from django.db.models.functions import TruncHour
 from django.test.utils import CaptureQueriesContext
@@ -91,4 +93,41 @@ def test_folding_touches_only_the_hours_and_states_that_changed(make_call):
         assert tallies.fold(now) == 2
     inserts = [q for q in one_pair if "INSERT" in q["sql"]]
     assert len(inserts) == 1  # the new pair's sum; the 24 others are left as they are
+    assert tallied() == counted()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has one writer at a time")
+def test_a_fold_does_not_wait_for_another_fold(make_call):
+    """The schedule's sweep and an operator's can fold at once; the second must not queue behind
+    the first's row locks (a fold in a worker killed mid-transaction can hold them a long time)."""
+    now = timezone.now()
+    make_call(state=State.DELIVERED, received_at=now)
+    make_call(state=State.DELIVERED, received_at=now)
+    locked, release = threading.Event(), threading.Event()
+
+    def other_fold():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                assert tallies.fold_lock(cursor)
+                cursor.execute("SELECT id FROM forwarding_deliverytally FOR UPDATE")  # as its DELETE would
+                locked.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=other_fold, daemon=True)
+    other.start()
+    assert locked.wait(10)
+    try:
+        started = time.monotonic()
+        assert tallies.fold(now) == 0
+        assert time.monotonic() - started < 2
+        assert DeliveryTally.objects.count() == 2  # not folded, and still counted
+        assert tallied() == counted()
+    finally:
+        release.set()
+        other.join(10)
+    assert tallies.fold(now) == 2
+    assert DeliveryTally.objects.count() == 1
     assert tallied() == counted()
