@@ -7,20 +7,26 @@ from django.db import connection
 from forwarding.models import EventName, EventNameHour
 
 
-def add_arrivals(counts):
+def add_arrivals(counts, keys=None):
     """`counts` is {event name id: (calls, latest received_at)}: add the calls to each name's
-    total and move its last_seen_at on to the latest."""
+    total and move its last_seen_at on to the latest. With `keys` ({id: key}), only rows that
+    still hold their key are counted. Returns whether every id was counted."""
     ops, ids = connection.ops, sorted(counts)
     table = connection.ops.quote_name(EventName._meta.db_table)
     total_case, total_params = by_id([(pk, counts[pk][0]) for pk in ids])
     last_case, last_params = by_id([(pk, ops.adapt_datetimefield_value(counts[pk][1])) for pk in ids])
+    where, where_params = f"id IN ({', '.join(['%s'] * len(ids))})", ids
+    if keys is not None:
+        key_case, key_params = by_id([(pk, keys[pk]) for pk in ids])
+        where, where_params = f"{where} AND {ops.quote_name('key')} = {key_case}", [*ids, *key_params]
     sql = (
         f"UPDATE {table} SET total_count = total_count + {total_case}, "
         f"last_seen_at = CASE WHEN {last_case} > last_seen_at THEN {last_case} ELSE last_seen_at END "
-        f"WHERE id IN ({', '.join(['%s'] * len(ids))})"
+        f"WHERE {where}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*total_params, *last_params, *last_params, *ids])
+        cursor.execute(sql, [*total_params, *last_params, *last_params, *where_params])
+        return cursor.rowcount == len(ids)
 
 
 def add_to_hours(counts):

@@ -5,7 +5,7 @@ one, say why one cannot be resent, expunge one's personal data. The engine itsel
 from django.db import transaction
 from django.utils import timezone
 
-from forwarding import event_names, privacy
+from forwarding import event_names, privacy, rawsql
 from forwarding.delivery import exchanges, queue
 from forwarding.models import Call, Delivery, State, Trigger
 
@@ -31,7 +31,7 @@ def accept(calls):
         for call in calls
         if call.user_id not in gone
     ]
-    Delivery.objects.bulk_create(deliveries)
+    rawsql.insert(deliveries)
     if gone:
         forgotten = [call for call in calls if call.user_id in gone]
         Delivery.objects.bulk_create(

@@ -47,8 +47,7 @@ def _insert_new_calls(source, accepted):
         unique.setdefault(message.message_id, message)
     seen = existing_message_ids(source, list(unique))
     calls = [_call(source, message) for message_id, message in unique.items() if message_id not in seen]
-    # bulk_create sets primary keys on SQLite (3.35+) and PostgreSQL, which accept() needs.
-    Call.objects.bulk_create(calls)
+    rawsql.insert(calls)  # with their primary keys, which accept() needs
     return calls
 
 

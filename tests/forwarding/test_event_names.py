@@ -218,3 +218,30 @@ def test_a_resent_call_counts_once_as_delivered(relay):
 
     entry = EventName.objects.get(key="ordered")
     assert (entry.total_count, entry.delivered_count) == (1, 1)  # "Delivered" never above "Total"
+
+
+def test_a_known_name_is_counted_in_two_statements_and_a_wrong_remembered_id_heals(make_call):
+    """A website's single call counts a name this process already knows without looking it up;
+    an id remembered wrongly (a rolled-back row, an emptied database) is noticed, not counted."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    event_names.record_arrivals([make_call(event="Signed Up"), make_call(event="Ordered")])
+    signed_up, ordered = EventName.objects.get(key="signed up"), EventName.objects.get(key="ordered")
+
+    with CaptureQueriesContext(connection) as statements:
+        event_names.record_arrivals([make_call(event="Signed Up")])
+    on_names = [q["sql"] for q in statements if "forwarding_eventname" in q["sql"]]
+    assert len(on_names) == 2 and not [
+        sql for sql in on_names if sql.startswith(("SELECT", 'INSERT INTO "forwarding_eventname" '))
+    ]
+
+    event_names._known_ids["signed up"] = ordered.pk  # wrong
+    event_names.record_arrivals([make_call(event="Signed Up")])
+    event_names._known_ids["ordered"] = ordered.pk + signed_up.pk + 1000  # no such row
+    event_names.record_arrivals([make_call(event="Ordered")])
+
+    counts = dict(EventName.objects.values_list("key", "total_count"))
+    assert counts == {"signed up": 3, "ordered": 2}
+    assert event_names._known_ids["signed up"] == signed_up.pk
+    assert event_names._known_ids["ordered"] == ordered.pk

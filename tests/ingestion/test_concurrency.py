@@ -14,7 +14,7 @@ import requests
 from django.db import connection
 from django.test import Client
 
-from forwarding.models import Call, Delivery, EventName, Source
+from forwarding.models import Call, Delivery, EventName, EventNameHour, Source
 from tests.ingestion.conftest import basic, message
 from tests.ingestion.test_floods import per_minute
 
@@ -88,3 +88,33 @@ def test_concurrent_requests_with_rejections_stay_within_the_cap(live_server, se
     assert sum(stored + counted for stored, counted, _ in minutes.values()) == CLIENTS * 4 * 25
     for stored, _, summaries in minutes.values():
         assert stored <= 20 and summaries <= 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_single_calls_over_the_same_names_are_each_counted_once(live_server):
+    """Websites' single calls, from several clients at once through a live server whose threads
+    each count the names they remember (the first sight of a name takes the long way)."""
+    source, key = Source.create_with_key("Singles")
+    headers = {"Authorization": basic(key), "Content-Type": "text/plain"}
+    names = NAMES[:4]
+    per_client = 30
+
+    def send(client_number):
+        session = requests.Session()
+        statuses = []
+        for n in range(per_client):
+            body = message(messageId=f"s{client_number}-{n}", event=names[(client_number + n) % len(names)])
+            statuses.append(
+                session.post(f"{live_server.url}/v1/t", data=json.dumps(body), headers=headers, timeout=60).status_code
+            )
+        return statuses
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        statuses = [status for result in pool.map(send, range(CLIENTS)) for status in result]
+
+    total = CLIENTS * per_client
+    assert statuses == [200] * total
+    assert Call.objects.count() == Delivery.objects.count() == total
+    counted = dict(EventName.objects.values_list("name", "total_count"))
+    assert counted == {name: total // len(names) for name in names}
+    assert sum(EventNameHour.objects.values_list("count", flat=True)) == total
