@@ -8,14 +8,19 @@ At each size:
    sandbox (its own process, over HTTP). The tasks the relay enqueues are taken from the broker
    and run in this process, in order, until the queue is empty.
 2. One pass of the sweeper (sweeper.sweep).
-3. The dashboard's pages (bench/dashboard.py's PAGES) and the log filtered by state=waiting.
-4. Their expiry: RELAY_WAIT_FOR_IDENTIFY set to 0, the sweeper's expiry (sweeper.expire_waits)
-   run pass after pass until none is left waiting or EXPIRED_AT_MOST are failed (a million take
-   minutes, and what is measured, each slice and the memory, does not change past that), then
-   the tallies folded as the sweep folds them. Total time, rows/s, the longest slice (one
-   transaction, commit included), the process's peak memory growth (VmHWM reset before;
-   SQLite's page cache included) and tracemalloc's peak (Python objects); meanwhile a thread
-   stores a call every 50 ms through storage.store, as ingestion would: its slowest store.
+3. The dashboard's pages (bench/dashboard.py's PAGES) and the log filtered by state=waiting,
+   their runs in turns (every page once, then again: a slow second of the machine is one run
+   of many pages, not every run of one).
+4. Their expiry (at the smallest size, before the first pages, on waits seeded for it: its
+   failed calls are then the same for every size's pages; with more than two sizes, a middle
+   size's expiry adds failed calls for the next sizes' pages): RELAY_WAIT_FOR_IDENTIFY set to 0,
+   the sweeper's expiry (sweeper.expire_waits) run pass after pass until none is left waiting or
+   EXPIRED_AT_MOST are failed (a million take minutes, and what is measured, each slice and the
+   memory, does not change past that), then the tallies folded as the sweep folds them. Total
+   time, rows/s, the longest slice (one transaction, commit included), the process's peak memory
+   growth (VmHWM reset before; SQLite's page cache included) and tracemalloc's peak (Python
+   objects); meanwhile a thread stores a call every 50 ms through storage.store, as ingestion
+   would: its slowest store.
 
 Goals: at the largest size, 1-3 within 1.5 x their time at the smallest; the expiry's peak
 memory growth within 1.5 x the smallest's or under 50 MB.
@@ -40,10 +45,11 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import support  # noqa: E402
-from bench.dashboard import PAGES, label, time_page, viewer_client  # noqa: E402
+from bench.dashboard import PAGES, label, time_pages, viewer_client  # noqa: E402
 
 SIZES = [int(size) for size in os.environ.get("BENCH_ANONYMOUS_SIZES", "1000,1000000").split(",")]
 RUNS = int(os.environ.get("BENCH_ANONYMOUS_RUNS", 5))
+PAGE_RUNS = 2 * RUNS + 1  # in turns over the pages (bench.dashboard.time_pages): a few seconds in all
 ORDINARY_CALLS = 3000  # seeded once, so that the pages are not empty
 SEED_DAYS = 6.9  # a week of traffic, the oldest not yet past RELAY_WAIT_FOR_IDENTIFY (7 days)
 LINKED = 5  # anonymous calls an identify links
@@ -66,9 +72,14 @@ def main():
             client = viewer_client()
             seed(ORDINARY_CALLS)
             expire_all()  # the ordinary calls' old waits: not this bench's
+            # The smallest size's expiry first, on waits of its own: expired, they are failed
+            # calls that every size's pages then show alike (expired between two sizes, they
+            # were more failed calls for the larger size's pages to walk than for the smaller's).
+            seed(SIZES[0], "--waiting-anonymous", "--days", str(SEED_DAYS), rng_seed=0)
+            first_expiry = expiry()
             figures, first = [], {}
             for size in SIZES:
-                measured = measure(client, size)
+                measured = measure(client, size, first_expiry if not first else None)
                 first = first or measured
                 figures += size_figures(measured, first, size)
         support.report("anonymous", backend, figures)
@@ -84,19 +95,21 @@ def use_sandbox(sandbox):
     intercom.reset_client()
 
 
-def seed(count, *options):
+def seed(count, *options, rng_seed=None):
     """Add `count` calls with `manage.py seed_calls`; returns calls stored per second."""
     from django.core.management import call_command
 
     started = time.monotonic()
-    call_command("seed_calls", str(count), "--seed", str(count), *options, stdout=io.StringIO())
+    rng_seed = count if rng_seed is None else rng_seed
+    call_command("seed_calls", str(count), "--seed", str(rng_seed), *options, stdout=io.StringIO())
     rate = count / (time.monotonic() - started)
     gc.collect()  # the measures run in this process: not with the seeding's garbage
     return rate
 
 
-def measure(client, size):
-    """{figure key: (value, notes)} at this size: N waiting anonymous calls stored first."""
+def measure(client, size, expired=None):
+    """{figure key: (value, notes)} at this size: N waiting anonymous calls stored first. The
+    expiry runs last, unless it was measured already (`expired`)."""
     from forwarding.models import Delivery, State
 
     rate = seed(size, "--waiting-anonymous", "--days", str(SEED_DAYS))
@@ -104,9 +117,12 @@ def measure(client, size):
     measured = {"seed": (round(rate), {"waiting anonymous calls": waiting})}
     measured["identify"] = identify_releasing(size)
     measured["sweep"] = sweep_pass()
-    for name, path in pages():
-        measured[name] = page(client, path)
-    measured["expiry"] = expiry()
+    named = pages()
+    timed = time_pages(client, [path for _, path in named], PAGE_RUNS)
+    for name, path in named:
+        median, timings, captured = timed[path]
+        measured[name] = median, {"queries": len(captured), "slowest run": f"{max(timings):.1f} ms"}
+    measured["expiry"] = expired or expiry()
     return measured
 
 
@@ -214,11 +230,6 @@ def pages():
         "call detail": f"/admin/calls/{Call.objects.order_by('-id').values_list('id', flat=True).first()}/",
     }
     return [(name, path or paths[name]) for name, path, _ in [*PAGES, WAITING_PAGE]]
-
-
-def page(client, path):
-    median, timings, captured = time_page(client, path, RUNS)
-    return median, {"queries": len(captured), "slowest run": f"{max(timings):.1f} ms"}
 
 
 # -- 4. the expiry ---------------------------------------------------------------------------------

@@ -127,18 +127,30 @@ def measure(client, size, first, first_label):
 
 def time_page(client, path, runs=RUNS):
     """(median ms, every run's ms, the queries of one more request) of a page, after a warm-up."""
+    return time_pages(client, [path], runs)[path]
+
+
+def time_pages(client, paths, runs=RUNS):
+    """`time_page` for several pages, their runs taken in turns (each page once, then each again):
+    a slow few seconds of a shared machine then fall on one run of many pages, not on every run
+    of one page, and the medians keep out of them."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    assert client.get(path, secure=True).status_code == 200, path
-    timings = []
+    for path in paths:
+        assert client.get(path, secure=True).status_code == 200, path
+    timings = {path: [] for path in paths}
     for _ in range(runs):
-        started = time.monotonic()
-        client.get(path, secure=True)
-        timings.append((time.monotonic() - started) * 1000)
-    with CaptureQueriesContext(connection) as captured:
-        client.get(path, secure=True)
-    return round(statistics.median(timings), 1), timings, captured
+        for path in paths:
+            started = time.monotonic()
+            client.get(path, secure=True)
+            timings[path].append((time.monotonic() - started) * 1000)
+    timed = {}
+    for path in paths:
+        with CaptureQueriesContext(connection) as captured:
+            client.get(path, secure=True)
+        timed[path] = (round(statistics.median(timings[path]), 1), timings[path], captured)
+    return timed
 
 
 def label(size):
