@@ -117,6 +117,7 @@ def measure(client, size, expired=None):
     measured = {"seed": (round(rate), {"waiting anonymous calls": waiting})}
     measured["identify"] = identify_releasing(size)
     measured["sweep"] = sweep_pass()
+    measured["machine"] = machine_speed()
     named = pages()
     timed = time_pages(client, [path for _, path in named], PAGE_RUNS)
     for name, path in named:
@@ -230,6 +231,18 @@ def pages():
         "call detail": f"/admin/calls/{Call.objects.order_by('-id').values_list('id', flat=True).first()}/",
     }
     return [(name, path or paths[name]) for name, path, _ in [*PAGES, WAITING_PAGE]]
+
+
+def machine_speed():
+    """The fastest of 5 runs of a fixed pure-Python loop, in ms, just before the pages: not the
+    relay's, the machine's. On a shared machine it drifts between sizes, and the pages' ratios
+    with it; the figure shows by how much."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        sum(n * n for n in range(200_000))
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 2)
 
 
 # -- 4. the expiry ---------------------------------------------------------------------------------
@@ -372,6 +385,17 @@ def size_figures(measured, first, size):
     for title, key in timed:
         value, notes = measured[key]
         figures.append(growth(f"{title} @{at}", value, "ms", first[key][0] if baseline else None, first_label, notes))
+    figures.append(
+        support.Figure(
+            f"machine speed: a fixed Python loop, before the pages @{at}",
+            measured["machine"],
+            "ms",
+            f"the same @{first_label}" if baseline else "",
+            first["machine"] if baseline else None,
+            support.ratio(measured["machine"], first["machine"]) if baseline else None,
+            notes={"what": "not the relay's: the pages' ratios drift with it"},
+        )
+    )
     expiry_now, expiry_first = measured["expiry"], first["expiry"]
     figures.append(
         support.Figure(
