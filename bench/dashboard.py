@@ -128,13 +128,9 @@ def measure(client, size, first, first_label):
     return figures
 
 
-def time_page(client, path, runs=RUNS):
-    """(median ms, every run's ms, the queries of one more request) of a page, after a warm-up."""
-    return time_pages(client, [path], runs)[path]
-
-
 def time_pages(client, paths, runs=RUNS):
-    """`time_page` for several pages, their runs taken in turns (each page once, then each again):
+    """{path: (median ms, every run's ms, the queries of one more request)} of pages, each after a
+    warm-up, their runs taken in turns (each page once, then each again):
     a slow few seconds of a shared machine then fall on one run of many pages, not on every run
     of one page, and the medians keep out of them."""
     from django.db import connection

@@ -100,8 +100,7 @@ def record_arrivals(calls):
     names = EventName.objects.filter(key__in=list(seen)).order_by("pk").select_for_update()
     ids = dict(names.values_list("key", "pk"))
     name_counts.add_arrivals({ids[key]: (count, last) for key, (_, count, _, last) in seen.items()})
-    hour = {key: last.replace(minute=0, second=0, microsecond=0) for key, (_, _, _, last) in seen.items()}
-    name_counts.add_to_hours({(ids[key], hour[key]): count for key, (_, count, _, _) in seen.items()})
+    name_counts.add_to_hours({(ids[key], hour_of(last)): count for key, (_, count, _, last) in seen.items()})
     _remember(ids)
     return keys
 
@@ -122,7 +121,7 @@ def _count_known(key, seen):
     if not name_counts.add_arrivals({pk: (count, last)}, keys={pk: key}):
         _known_ids.pop(key, None)
         return False
-    name_counts.add_to_hours({(pk, last.replace(minute=0, second=0, microsecond=0)): count})
+    name_counts.add_to_hours({(pk, hour_of(last)): count})
     return True
 
 
@@ -132,9 +131,14 @@ def _remember(ids):
     _known_ids.update(ids)
 
 
+def hour_of(moment):
+    """The hourly bucket a moment counts in."""
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
 def recent_counts(since):
     """{event name id: calls since `since`} from the hourly buckets."""
-    hour = since.replace(minute=0, second=0, microsecond=0)
+    hour = hour_of(since)
     rows = EventNameHour.objects.filter(hour__gte=hour).values("event_name").annotate(n=Sum("count"))
     return {row["event_name"]: row["n"] for row in rows}
 

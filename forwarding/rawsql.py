@@ -58,9 +58,9 @@ def _insert_sql(model, connection, rows):
     key = (model, connection.vendor, rows)
     sql = _insert_sqls.get(key)
     if sql is None:
-        quote = connection.ops.quote_name
-        columns = ", ".join(quote(field.column) for field in _insert_fields(model))
-        row = f"({', '.join(['%s'] * len(_insert_fields(model)))})"
+        quote, fields = connection.ops.quote_name, _insert_fields(model)
+        columns = ", ".join(quote(field.column) for field in fields)
+        row = f"({', '.join(['%s'] * len(fields))})"
         sql = _insert_sqls[key] = (
             f"INSERT INTO {quote(model._meta.db_table)} ({columns}) "  # noqa: S608
             f"VALUES {', '.join([row] * rows)} RETURNING {quote(model._meta.pk.column)}"
