@@ -1,9 +1,9 @@
 """The delivery tallies (see `DeliveryTally`): the triggers that write them, and their folding.
 
-The triggers add a row of -1 for the old (hour, state) and +1 for the new on every change of
-a delivery's state, and +1 for every new delivery; a deleted delivery (pruned) stays counted, as
-a call that was received. `fold` sums the rows into one per (hour, state), and drops the hours
-the overview no longer shows."""
+The triggers add a row of -1 for the old (hour, state, cause) and +1 for the new on every change
+of a delivery's state (or of a failed one's cause), and +1 for every new delivery; a deleted
+delivery (pruned) stays counted, as a call that was received. `fold` sums the rows into one per
+(hour, state, cause), and drops the hours the overview no longer shows."""
 
 from collections import defaultdict
 from datetime import timedelta
@@ -24,35 +24,34 @@ FOLD_LOCK = 0x7461_6C6C_79  # "tally"
 # The hour a delivery was received in, as each backend stores a datetime.
 SQLITE_HOUR = "substr({row}.created_at, 1, 13) || ':00:00'"
 POSTGRES_HOUR = "date_trunc('hour', {row}.created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+# The cause a delivery is tallied under: its error_cause once failed, else "" (one row per state).
+CAUSE = "CASE WHEN {row}.state = 'failed' THEN {row}.error_cause ELSE '' END"
 
 SQLITE_TRIGGERS = [
-    f"""CREATE TRIGGER delivery_tally_insert AFTER INSERT ON forwarding_delivery BEGIN
-        INSERT INTO forwarding_deliverytally (hour, state, change)
-        VALUES ({SQLITE_HOUR.format(row="NEW")}, NEW.state, 1);
+    """CREATE TRIGGER delivery_tally_insert AFTER INSERT ON forwarding_delivery BEGIN
+        INSERT INTO forwarding_deliverytally ({columns}) VALUES {new};
     END""",
-    f"""CREATE TRIGGER delivery_tally_update AFTER UPDATE OF state, created_at ON forwarding_delivery
-    WHEN OLD.state IS NOT NEW.state OR OLD.created_at IS NOT NEW.created_at BEGIN
-        INSERT INTO forwarding_deliverytally (hour, state, change)
-        VALUES ({SQLITE_HOUR.format(row="OLD")}, OLD.state, -1), ({SQLITE_HOUR.format(row="NEW")}, NEW.state, 1);
+    """CREATE TRIGGER delivery_tally_update AFTER UPDATE OF state, created_at, error_cause ON forwarding_delivery
+    WHEN OLD.state IS NOT NEW.state OR OLD.created_at IS NOT NEW.created_at OR {changed_cause} BEGIN
+        INSERT INTO forwarding_deliverytally ({columns}) VALUES {old}, {new};
     END""",
 ]
 SQLITE_DROP = ["DROP TRIGGER IF EXISTS delivery_tally_insert", "DROP TRIGGER IF EXISTS delivery_tally_update"]
 
 POSTGRES_TRIGGERS = [
-    f"""CREATE FUNCTION forwarding_delivery_tally() RETURNS trigger LANGUAGE plpgsql AS $$
+    """CREATE FUNCTION forwarding_delivery_tally() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP = 'UPDATE' THEN
-            INSERT INTO forwarding_deliverytally (hour, state, change)
-            VALUES ({POSTGRES_HOUR.format(row="OLD")}, OLD.state, -1);
+            INSERT INTO forwarding_deliverytally ({columns}) VALUES {old};
         END IF;
-        INSERT INTO forwarding_deliverytally (hour, state, change)
-        VALUES ({POSTGRES_HOUR.format(row="NEW")}, NEW.state, 1);
+        INSERT INTO forwarding_deliverytally ({columns}) VALUES {new};
         RETURN NULL;
     END $$""",
     """CREATE TRIGGER delivery_tally_insert AFTER INSERT ON forwarding_delivery
     FOR EACH ROW EXECUTE FUNCTION forwarding_delivery_tally()""",
-    """CREATE TRIGGER delivery_tally_update AFTER UPDATE OF state, created_at ON forwarding_delivery
-    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.created_at IS DISTINCT FROM NEW.created_at)
+    """CREATE TRIGGER delivery_tally_update AFTER UPDATE OF state, created_at, error_cause ON forwarding_delivery
+    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.created_at IS DISTINCT FROM NEW.created_at
+                       OR {changed_cause})
     EXECUTE FUNCTION forwarding_delivery_tally()""",
 ]
 POSTGRES_DROP = [
@@ -66,27 +65,73 @@ def hour_sql(vendor, row):
     return (POSTGRES_HOUR if vendor == "postgresql" else SQLITE_HOUR).format(row=row)
 
 
+def cause_sql(row):
+    return CAUSE.format(row=row)
+
+
+def triggers_sql(vendor, causes=True):
+    """The triggers' statements; `causes` False for a tally table from before its `cause` column
+    (the migrations that install the triggers before 0016 added it)."""
+    columns = "hour, state, cause, change" if causes else "hour, state, change"
+
+    def values(row, change):
+        cause = f"{cause_sql(row)}, " if causes else ""
+        return f"({hour_sql(vendor, row)}, {row}.state, {cause}{change})"
+
+    distinct = "IS DISTINCT FROM" if vendor == "postgresql" else "IS NOT"
+    changed_cause = f"({cause_sql('OLD')}) {distinct} ({cause_sql('NEW')})" if causes else "FALSE"
+    templates = POSTGRES_TRIGGERS if vendor == "postgresql" else SQLITE_TRIGGERS
+    parts = {"columns": columns, "old": values("OLD", -1), "new": values("NEW", 1), "changed_cause": changed_cause}
+    return [template.format(**parts) for template in templates]
+
+
+def has_causes(connection):
+    """Whether the tally table has its `cause` column yet (see `triggers_sql`)."""
+    with connection.cursor() as cursor:
+        return "cause" in {column.name for column in connection.introspection.get_table_description(cursor, TABLE)}
+
+
 def create_triggers(schema_editor):
     """Install the triggers, and tally the deliveries already stored (in the migration)."""
     install_triggers(schema_editor)
     with schema_editor.connection.cursor() as cursor:
-        tally_stored(cursor, schema_editor.connection.vendor)
+        tally_stored(cursor, schema_editor.connection.vendor, has_causes(schema_editor.connection))
 
 
 def install_triggers(schema_editor):
     """(Re)install the triggers: SQLite drops them when a migration rebuilds the deliveries' table."""
     drop_triggers(schema_editor)
-    vendor = schema_editor.connection.vendor
-    for sql in POSTGRES_TRIGGERS if vendor == "postgresql" else SQLITE_TRIGGERS:
+    connection = schema_editor.connection
+    for sql in triggers_sql(connection.vendor, has_causes(connection)):
         schema_editor.execute(sql, params=None)
 
 
-def tally_stored(cursor, vendor):
-    """Tally the deliveries stored before the triggers were (one row per hour and state)."""
+def tally_stored(cursor, vendor, causes=True):
+    """Tally the deliveries stored before the triggers were (one row per hour, state and cause)."""
+    if not causes:
+        cursor.execute(
+            f"INSERT INTO {TABLE} (hour, state, change) "  # noqa: S608
+            f"SELECT {hour_sql(vendor, 'forwarding_delivery')}, state, COUNT(*) FROM forwarding_delivery GROUP BY 1, 2"
+        )
+        return
     cursor.execute(
-        "INSERT INTO forwarding_deliverytally (hour, state, change) "
-        f"SELECT {hour_sql(vendor, 'forwarding_delivery')}, state, COUNT(*) FROM forwarding_delivery GROUP BY 1, 2"
+        f"INSERT INTO {TABLE} (hour, state, cause, change) "  # noqa: S608
+        f"SELECT {hour_sql(vendor, 'forwarding_delivery')}, state, {cause_sql('forwarding_delivery')}, COUNT(*)"
+        " FROM forwarding_delivery GROUP BY 1, 2, 3"
     )
+
+
+def tally_causes(cursor, vendor):
+    """Move the failed deliveries' tallies, counted before the tallies had causes, under their
+    causes (migration 0016): +n under each cause and -n under "" for each hour, so that the totals
+    per hour and state, deliveries pruned since included, stay as they were."""
+    hour = hour_sql(vendor, "forwarding_delivery")
+    failed = "FROM forwarding_delivery WHERE state = 'failed' AND error_cause <> ''"
+    for cause, change in [("error_cause", "COUNT(*)"), ("''", "-COUNT(*)")]:
+        cursor.execute(
+            f"INSERT INTO {TABLE} (hour, state, cause, change) "  # noqa: S608
+            f"SELECT {hour}, 'failed', {cause}, {change} {failed} GROUP BY 1, 3"
+        )
 
 
 def drop_triggers(schema_editor):
@@ -96,7 +141,7 @@ def drop_triggers(schema_editor):
 
 
 def fold(now=None, chunk=FOLD_CHUNK):
-    """Sum the tallies into one row per (hour, state), and drop the hours past KEPT. Only the
+    """Sum the tallies into one row per (hour, state, cause), and drop the hours past KEPT. Only the
     (hour, state) pairs with more than one row are touched: a sweep every few seconds used to
     rewrite every pair of the last 8 days (some 1,500 rows) when a handful had changed. Safe
     beside writers: each chunk takes exactly the rows it deletes, and the triggers only ever
@@ -118,8 +163,8 @@ def fold(now=None, chunk=FOLD_CHUNK):
             return folded
 
 
-# The pairs with more than one row up to an id: what a fold has to sum.
-DIRTY = f"SELECT hour, state FROM {TABLE} WHERE id <= %s GROUP BY hour, state HAVING COUNT(*) > 1"  # noqa: S608
+# The (hour, state, cause) with more than one row up to an id: what a fold has to sum.
+DIRTY = f"SELECT hour, state, cause FROM {TABLE} WHERE id <= %s GROUP BY hour, state, cause HAVING COUNT(*) > 1"  # noqa: S608
 
 
 def fold_chunk(last, chunk):
@@ -131,17 +176,20 @@ def fold_chunk(last, chunk):
             return 0
         cursor.execute(
             f"DELETE FROM {TABLE} WHERE id IN (SELECT t.id FROM {TABLE} t JOIN ({DIRTY}) dirty"  # noqa: S608
-            " ON t.hour = dirty.hour AND t.state = dirty.state WHERE t.id <= %s ORDER BY t.id LIMIT %s)"
-            " RETURNING hour, state, change",
+            " ON t.hour = dirty.hour AND t.state = dirty.state AND t.cause = dirty.cause"
+            " WHERE t.id <= %s ORDER BY t.id LIMIT %s) RETURNING hour, state, cause, change",
             [last, last, chunk],
         )
         rows = cursor.fetchall()
         sums = defaultdict(int)
-        for hour, state, change in rows:
-            sums[(hour, state)] += change
-        kept = [(hour, state, total) for (hour, state), total in sums.items() if total]
+        for hour, state, cause, change in rows:
+            sums[(hour, state, cause)] += change
+        kept = [(*key, total) for key, total in sums.items() if total]
         if kept:
-            cursor.executemany(f"INSERT INTO {TABLE} (hour, state, change) VALUES (%s, %s, %s)", kept)  # noqa: S608
+            cursor.executemany(
+                f"INSERT INTO {TABLE} (hour, state, cause, change) VALUES (%s, %s, %s, %s)",
+                kept,  # noqa: S608
+            )
     return len(rows)
 
 

@@ -26,7 +26,7 @@ class Overview(Page):
         log = reverse("admin:delivery_log")
         day = queries.activity(now, "hour")
         week = queries.activity(now, "day")
-        causes_since = now - timedelta(days=7)
+        causes_since = event_names.hour_of(now) - timedelta(days=7)  # the tallies count by the hour
         status = intercom_status(request)
         rate_limit = queries.rate_limit_window()
         usage = self.base_context(request).get("event_name_usage") or event_names.usage()

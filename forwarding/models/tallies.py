@@ -1,4 +1,5 @@
-"""Deliveries counted per hour received and state, for the overview at any size."""
+"""Deliveries counted per hour received and state (and failures per cause), for the overview at
+any size."""
 
 from django.db import models
 
@@ -7,14 +8,18 @@ class DeliveryTally(models.Model):
     """A change of +1 or -1 (or, once folded, the sum) to the deliveries received in `hour` that
     are in `state` now. Database triggers on the delivery table write a row for every insert,
     change of state and delete, so every write path counts, bulk updates included; rows are only
-    ever inserted there (no hot row to lock), and `forwarding.tallies.fold` sums them."""
+    ever inserted there (no hot row to lock), and `forwarding.tallies.fold` sums them. Failed
+    deliveries are counted per `cause` (their error_cause; "" in every other state), for the
+    overview's top failure reasons."""
 
     hour = models.DateTimeField()
     state = models.CharField(max_length=20)
+    cause = models.CharField(max_length=50, blank=True, default="")
     change = models.IntegerField()
 
     class Meta:
         indexes = [models.Index(fields=["hour", "state"], name="tally_hour")]
 
     def __str__(self):
-        return f"{self.hour:%Y-%m-%d %H}:00 {self.state} {self.change:+d}"
+        cause = f" ({self.cause})" if self.cause else ""
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.state}{cause} {self.change:+d}"

@@ -247,6 +247,26 @@ def test_top_failure_reasons_are_grouped_by_cause_and_link_to_the_log(admin_clie
     assert "400 bad attribute" in response.content.decode()
 
 
+def test_top_failure_reasons_come_from_the_tallies_with_the_newest_example(admin_client, calls):
+    now = timezone.now()
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=7)  # the window's first hour
+    calls(state="failed", error_cause="http_400", last_error="400 older", received_at=now - timedelta(hours=2))
+    calls(state="failed", error_cause="http_400", last_error="400 newest", received_at=now - timedelta(hours=1))
+    calls(state="failed", error_cause="timeout", last_error="timed out", received_at=start + timedelta(minutes=1))
+    calls(state="failed", error_cause="timeout", last_error="too old", received_at=start - timedelta(minutes=1))
+    admin_client.get(INDEX)
+    with CaptureQueriesContext(db) as captured:
+        response = admin_client.get(INDEX)
+    causes = {c["error_cause"]: (c["n"], c["example"]) for c in response.context["causes"]}
+    assert causes == {"http_400": (2, "400 newest"), "timeout": (1, "timed out")}
+    for cause in response.context["causes"]:  # the log behind each count shows as many
+        rows = admin_client.get(cause["href"]).context["page"].rows
+        assert len(rows) == cause["n"], cause
+    # Counted from the tallies: no statement groups the failed deliveries.
+    grouped = [q["sql"] for q in captured if "GROUP BY" in q["sql"] and 'FROM "forwarding_delivery"' in q["sql"]]
+    assert grouped == []
+
+
 def test_the_overview_costs_a_bounded_number_of_queries(viewer_client, calls, django_assert_max_num_queries):
     for n in range(50):
         calls(state=["delivered", "failed", "pending"][n % 3], error_cause="http_400" if n % 3 == 1 else "")

@@ -44,3 +44,43 @@ def test_existing_renames_become_rename_event_rules_in_the_order_first_seen():
 def _latest():
     executor = MigrationExecutor(connection)
     return max(name for app, name in executor.loader.graph.leaf_nodes() if app == "forwarding")
+
+
+def test_failures_counted_before_the_tallies_had_causes_are_moved_under_theirs(make_call):
+    from collections import Counter
+
+    from django.utils import timezone
+
+    from forwarding import tallies
+    from forwarding.models import Delivery, DeliveryTally, State
+
+    now = timezone.now().replace(minute=30)
+    calls = [make_call(state="delivered", received_at=now) for _ in range(4)]
+    try:
+        migrate(("forwarding", "0015_redundant_indexes"))  # the triggers count without causes
+        with connection.cursor() as cursor:
+            for call, cause in zip(calls, ["http_400", "http_400", "timeout"], strict=False):
+                cursor.execute(
+                    "UPDATE forwarding_delivery SET state = 'failed', error_cause = %s WHERE call_id = %s",
+                    [cause, call.pk],
+                )
+            cursor.execute("DELETE FROM forwarding_delivery WHERE call_id = %s", [calls[2].pk])  # pruned
+        migrate(("forwarding", "0016_tally_causes"))
+    finally:
+        migrate(("forwarding", _latest()))
+
+    by_state, by_cause = Counter(), Counter()
+    for row in DeliveryTally.objects.all():
+        by_state[row.state] += row.change
+        if row.state == State.FAILED:
+            by_cause[row.cause] += row.change
+    # The pruned failure stays counted, under no cause; the others under theirs.
+    assert +by_state == {State.FAILED: 3, State.DELIVERED: 1}
+    assert +by_cause == {"http_400": 2, "": 1}
+    tallies.fold()
+    Delivery.objects.filter(call_id=calls[3].pk).update(state=State.FAILED, error_cause="timeout")  # new triggers
+    assert {row.cause: row.change for row in DeliveryTally.objects.filter(state=State.FAILED, change__gt=0)} == {
+        "http_400": 2,
+        "": 1,
+        "timeout": 1,
+    }

@@ -131,3 +131,43 @@ def test_a_fold_does_not_wait_for_another_fold(make_call):
     assert tallies.fold(now) == 2
     assert DeliveryTally.objects.count() == 1
     assert tallied() == counted()
+
+
+def tallied_causes():
+    """{(hour, cause): failed deliveries} as the tallies say, zeros left out."""
+    sums = Counter()
+    for row in DeliveryTally.objects.filter(state=State.FAILED):
+        sums[(row.hour, row.cause)] += row.change
+    return {key: n for key, n in sums.items() if n}
+
+
+def counted_causes():
+    rows = (
+        Delivery.objects.filter(state=State.FAILED)
+        .annotate(hour=TruncHour("created_at"))
+        .values("hour", "error_cause")
+        .annotate(n=Count("pk"))
+    )
+    return {(row["hour"], row["error_cause"]): row["n"] for row in rows}
+
+
+def test_failures_are_tallied_by_cause_as_causes_and_states_change(make_call):
+    now = timezone.now()
+    first, second, third = (make_call(state="pending", received_at=now) for _ in range(3))
+    Delivery.objects.filter(pk__in=[first.pk, second.pk]).update(state=State.FAILED, error_cause="http_400")
+    Delivery.objects.filter(pk=third.pk).update(error_cause="http_503")  # still retrying: not a failure
+    assert tallied_causes() == counted_causes() == {(hour(now), "http_400"): 2}
+    assert DeliveryTally.objects.filter(state=State.PENDING).exclude(cause="").count() == 0
+
+    Delivery.objects.filter(pk=second.pk).update(error_cause="timeout")  # failed again, another cause
+    Delivery.objects.filter(pk=third.pk).update(state=State.FAILED)
+    expected = {(hour(now), "http_400"): 1, (hour(now), "timeout"): 1, (hour(now), "http_503"): 1}
+    assert tallied_causes() == counted_causes() == expected
+    Delivery.objects.filter(pk=first.pk).update(state=State.PENDING, error_cause="")  # resent
+    del expected[(hour(now), "http_400")]
+    assert tallied_causes() == counted_causes() == expected
+
+    tallies.fold(now)
+    assert tallied_causes() == expected
+    assert tallied() == counted() == {(hour(now), State.FAILED): 2, (hour(now), State.PENDING): 1}
+    assert DeliveryTally.objects.count() == 3  # one row per hour, state and cause
