@@ -46,7 +46,7 @@ class Tallies:
 
 
 def tallies(now):
-    """From DeliveryTally (index tally_hour): one row per hour and state once folded."""
+    """From DeliveryTally (index tally_key): one row per hour, state and cause once folded."""
     hour = now.replace(minute=0, second=0, microsecond=0)
     rows = (
         DeliveryTally.objects.filter(hour__gte=hour - timedelta(days=TALLY_DAYS) + timedelta(hours=1))

@@ -48,5 +48,10 @@ class Migration(migrations.Migration):
             name="cause",
             field=models.CharField(blank=True, default="", max_length=50),
         ),
+        migrations.RemoveIndex(model_name="deliverytally", name="tally_hour"),
+        migrations.AddIndex(
+            model_name="deliverytally",
+            index=models.Index(fields=["hour", "state", "cause"], name="tally_key"),
+        ),
         migrations.RunPython(tally_causes, forget_causes),
     ]

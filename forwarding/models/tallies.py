@@ -18,7 +18,8 @@ class DeliveryTally(models.Model):
     change = models.IntegerField()
 
     class Meta:
-        indexes = [models.Index(fields=["hour", "state"], name="tally_hour")]
+        # The overview's hours, and a fold's keys in a range of hours (read from the index alone).
+        indexes = [models.Index(fields=["hour", "state", "cause"], name="tally_key")]
 
     def __str__(self):
         cause = f" ({self.cause})" if self.cause else ""

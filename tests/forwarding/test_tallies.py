@@ -171,3 +171,26 @@ def test_failures_are_tallied_by_cause_as_causes_and_states_change(make_call):
     assert tallied_causes() == expected
     assert tallied() == counted() == {(hour(now), State.FAILED): 2, (hour(now), State.PENDING): 1}
     assert DeliveryTally.objects.count() == 3  # one row per hour, state and cause
+
+
+def test_a_fold_takes_its_hours_in_ranges_of_about_a_chunk_and_keeps_every_sum(make_call, monkeypatch):
+    now = timezone.now()
+    for n in range(12):  # 12 hours; the last 3 hours with 4 deliveries each, the others with 1
+        for _ in range(4 if n < 3 else 1):
+            make_call(state=State.DELIVERED, received_at=now - timedelta(hours=n))
+    tallies.fold(now)
+    Delivery.objects.update(state=State.FAILED, error_cause="http_400")  # 2 rows more per delivery
+    assert [count for _, count in tallies.dirty_hours(10**12)] == [3] * 9 + [9] * 3
+
+    taken = []
+    fold_chunk = tallies.fold_chunk
+    monkeypatch.setattr(tallies, "fold_chunk", lambda *args: taken.append(fold_chunk(*args)) or taken[-1])
+    tallies.fold(now, chunk=7)
+    # Ranges of about 7 rows: two quiet hours at a time (of their 3 rows, the 2 of the key with more
+    # than one are taken), then each busy hour alone, in chunks of 7 (its 2 rows left then hold one
+    # key each: the next fold's).
+    assert taken == [4, 4, 4, 4, 2, 7, 0, 7, 0, 7, 0]
+    assert tallied() == counted()
+    tallies.fold(now)
+    assert tallied() == counted()
+    assert DeliveryTally.objects.count() == 12  # one row per hour and key
