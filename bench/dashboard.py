@@ -1,20 +1,26 @@
-"""Dashboard: how long the pages take, and how many queries, with 10,000 and then 1,000,000 stored
-calls (seeded with `manage.py seed_calls`). Goals: every page within the query bound its test
-sets (tests/dashboard/), whatever the size, and never a COUNT over the calls; the log's first
-page, its filtered pages, a user history and the event-names page at the largest size within
-1.5 x their time at the smallest.
+"""Dashboard: how long the pages take, and how many queries, with 10,000 and with 1,000,000
+stored calls (seeded with `manage.py seed_calls`). Goals: every page within the query bound its
+test sets (tests/dashboard/), whatever the size, and never a COUNT over the calls; every page at
+the largest size within 1.5 x its time at the smallest.
 
-Pages are requested in-process through Django's test client as a Viewer (the role's permission
-queries included): the median of a few runs after one warm-up.
+Each size has its own database and its own process (this script with --serve), which seeds it and
+then answers the pages through Django's test client as a Viewer (the role's permission queries
+included). The sizes are timed side by side: each page once at every size, in turns over the
+pages, then again (the order of the sizes reversed every other run), and the median. Timed one
+size after the other, minutes apart, a slow spell of this shared machine became a size's ratio:
+1.1-1.3 x in one run and 1.4-1.9 x in the next, for the same code.
 
     PYTHONPATH=. .venv/bin/python bench/dashboard.py           (or: make bench)
     BENCH_DASHBOARD_SIZES=10000,100000 ...                      (other sizes)
 """
 
+import contextlib
 import gc
 import io
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -23,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import support  # noqa: E402
 
 SIZES = [int(size) for size in os.environ.get("BENCH_DASHBOARD_SIZES", "10000,1000000").split(",")]
-RUNS = int(os.environ.get("BENCH_DASHBOARD_RUNS", 5))
+RUNS = int(os.environ.get("BENCH_DASHBOARD_RUNS", 11))
 # (name, path, query bound): the bounds are the suite's (tests/dashboard/: the log's LOG_QUERIES,
 # test_overview, test_user_history, test_call_detail); those the suite does not bound (the event
 # names, the bulk count) are what the pages ask today.
@@ -42,27 +48,150 @@ PAGES = [
     ("bulk resend count, failed", "/admin/resend/?state=failed", 12),
     ("event names", "/admin/event-names/", 14),
 ]
-# The pages of the growth goal: at the largest size <= GROWTH x their time at the smallest.
+# Every page's growth goal: at the largest size <= GROWTH x its time at the smallest.
 GROWTH = 1.5
-GROWTH_PAGES = {name for name, *_ in PAGES if name.startswith("log") or name in ("user history", "event names")}
+PROTOCOL = "PAGES "  # the prefix of the lines a page server answers with
 
 
 def main():
+    if sys.argv[1:2] == ["--serve"]:
+        return serve(int(sys.argv[2]))
     support.stop_on_sigterm()
-    with support.fresh_backend() as backend:
-        support.setup_django(backend)
-        client = viewer_client()
-        figures, stored, first = [], 0, {}
-        for size in SIZES:
-            seeded = seed(size - stored)
-            stored = size
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for n, size in enumerate(SIZES):
+            backend = stack.enter_context(support.fresh_backend(f"_{n}"))
+            servers.append(stack.enter_context(PageServer(backend, size)))  # they seed at once
+        ready = [server.ready() for server in servers]
+        timings = paired_timings(servers, [name for name, *_ in PAGES])
+        figures = []
+        for server, seeded in zip(servers, ready, strict=True):
             figures.append(
-                support.Figure(f"seed_calls @{label(size)}", seeded, "calls/s", notes={"calls stored": size})
+                support.Figure(
+                    f"seed_calls @{label(server.size)}", seeded["rate"], "calls/s", notes={"calls stored": server.size}
+                )
             )
-            measured = measure(client, size, first, label(SIZES[0]))
-            first = first or {name: figure.value for name, figure in measured.items()}
-            figures += measured.values()
-        support.report("dashboard", backend, figures)
+            figures += page_figures(server, timings, servers[0], timings[servers[0].size])
+        support.report("dashboard", servers[0].backend, figures)
+
+
+class PageServer:
+    """This script with --serve in a process of its own, on its own database: it seeds `size`
+    calls, then times the pages it is asked for, one request each."""
+
+    def __init__(self, backend, size):
+        self.backend, self.size = backend, size
+        env = support.child_env(backend)
+        args = [sys.executable, os.path.abspath(__file__), "--serve", str(size)]
+        self.process = subprocess.Popen(args, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        try:
+            self.process.wait(support.STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        support.close_django_connections()
+
+    def ready(self):
+        """{"rate": calls seeded per second} once seeded and warm."""
+        return self._answer()
+
+    def ask(self, **request):
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return self._answer()
+
+    def _answer(self):
+        for line in self.process.stdout:
+            if line.startswith(PROTOCOL):
+                return json.loads(line[len(PROTOCOL) :])
+        raise RuntimeError(f"the page server @{label(self.size)} exited ({self.process.wait()})")
+
+
+def paired_timings(servers, names):
+    """{size: {page name: [ms of each run]}}: every page once at every size in turn, RUNS times."""
+    timings = {server.size: {name: [] for name in names} for server in servers}
+    for run in range(RUNS):
+        for name in names:
+            for server in servers if run % 2 == 0 else servers[::-1]:
+                timings[server.size][name].append(server.ask(time=name)["ms"])
+    return timings
+
+
+def page_figures(server, timings, first, first_timings):
+    """The figures of one size; past the first, each page against its time there."""
+    figures = []
+    baseline_size = label(first.size)
+    for name, _, bound in PAGES:
+        runs = timings[server.size][name]
+        median = round(statistics.median(runs), 1)
+        queries = server.ask(queries=name)
+        met = queries["queries"] <= bound and not queries["counts of calls"]
+        baseline = None if server is first else round(statistics.median(first_timings[name]), 1)
+        figures.append(
+            support.page_figure(
+                f"{name} @{label(server.size)}",
+                median,
+                (f"<= {bound} queries, no COUNT of calls", met),
+                {"queries": queries["queries"], "slowest run": f"{max(runs):.1f} ms"},
+                GROWTH,
+                baseline,
+                baseline_size,
+                f"the same page @{baseline_size}, timed in turns with it",
+            )
+        )
+    return figures
+
+
+def serve(size):
+    """The page server's side (see PageServer): seed, warm every page up, then answer each request
+    ({"time": page name} or {"queries": page name}) with one line."""
+    import django
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    django.setup()
+    call_command("migrate", interactive=False, verbosity=0)
+    rate = seed(size)
+    client = viewer_client()
+    paths = page_paths()
+    for path in paths.values():
+        assert client.get(path, secure=True).status_code == 200, path
+    reply = lambda answer: print(PROTOCOL + json.dumps(answer), flush=True)  # noqa: E731
+    reply({"rate": rate})
+    for line in sys.stdin:
+        request = json.loads(line)
+        if "time" in request:
+            started = time.monotonic()
+            client.get(paths[request["time"]], secure=True)
+            reply({"ms": (time.monotonic() - started) * 1000})
+        else:
+            with CaptureQueriesContext(connection) as captured:
+                client.get(paths[request["queries"]], secure=True)
+            counts = [q for q in captured if "COUNT(" in q["sql"].upper() and 'FROM "forwarding_call"' in q["sql"]]
+            reply({"queries": len(captured), "counts of calls": len(counts)})
+
+
+def page_paths():
+    """{page name: path}, the log's next page and a call's detail found in the data."""
+    from django.utils import timezone
+
+    from dashboard.filters import LogFilter
+    from dashboard.queries import log_page
+    from forwarding.models import Call
+
+    found = {
+        "log, next page": f"/admin/log/?after={log_page(LogFilter(), timezone.now()).older}",
+        "call detail": f"/admin/calls/{Call.objects.order_by('-id').values_list('id', flat=True).first()}/",
+    }
+    return {name: path or found[name] for name, path, _ in PAGES}
 
 
 def viewer_client():
@@ -87,45 +216,6 @@ def seed(count):
     rate = count / (time.monotonic() - started)
     gc.collect()  # the pages are timed in this process: not with the seeding's garbage
     return rate
-
-
-def measure(client, size, first, first_label):
-    """{page name: Figure} at this size; past the first size, each against its time there."""
-    from django.utils import timezone
-
-    from dashboard.filters import LogFilter
-    from dashboard.queries import log_page
-    from forwarding.models import Call
-
-    paths = {
-        "log, next page": f"/admin/log/?after={log_page(LogFilter(), timezone.now()).older}",
-        "call detail": f"/admin/calls/{Call.objects.order_by('-id').values_list('id', flat=True).first()}/",
-    }
-    figures = {}
-    # In turns (see time_pages), twice as many runs: the sizes are timed minutes apart on a shared
-    # machine, and back to back one slow second was every run of a page.
-    timed = time_pages(client, [path or paths[name] for name, path, _ in PAGES], 2 * RUNS + 1)
-    for name, path, bound in PAGES:
-        median, timings, captured = timed[path or paths[name]]
-        counts = [q for q in captured if "COUNT(" in q["sql"].upper() and 'FROM "forwarding_call"' in q["sql"]]
-        goal = f"<= {bound} queries, no COUNT of calls"
-        met = len(captured) <= bound and not counts
-        baseline = first.get(name)
-        if baseline and name in GROWTH_PAGES:
-            goal += f"; <= {GROWTH} x @{first_label}"
-            met = met and median <= GROWTH * baseline
-        figures[name] = support.Figure(
-            f"{name} @{label(size)}",
-            median,
-            "ms",
-            f"the same page @{first_label}" if baseline else "",
-            baseline,
-            support.ratio(median, baseline) if baseline else None,
-            goal=goal,
-            met=met,
-            notes={"queries": len(captured), "slowest run": f"{max(timings):.1f} ms"},
-        )
-    return figures
 
 
 def time_pages(client, paths, runs=RUNS):

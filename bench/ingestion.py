@@ -45,14 +45,16 @@ def main():
             gunicorn, base = support.start_gunicorn(stack, backend)
             headers = {"Authorization": support.basic_auth(write_key), "Content-Type": "application/json"}
             with contextlib.ExitStack() as delivering:
-                _, sandbox_url = support.start_sandbox(delivering, backend)
-                support.start_qcluster(delivering, backend, sandbox_url)
-                health = run_load(base, {}, "/health", None, 1, gunicorn)
-                single = run_load(
+                sandbox, sandbox_url = support.start_sandbox(delivering, backend)
+                qcluster = support.start_qcluster(delivering, backend, sandbox_url)
+                # Where the machine's CPU goes meanwhile: the worker and the sandbox share it with gunicorn.
+                load = functools.partial(run_load, watched={"qcluster": qcluster.pid, "sandbox": sandbox.pid})
+                health = load(base, {}, "/health", None, 1, gunicorn)
+                single = load(
                     base, headers, "/v1/track", single_bodies, 1, gunicorn, lambda: web_worker_memory(gunicorn)
                 )
                 browser = {**headers, "Content-Type": "text/plain"}
-                beacon = run_load(base, browser, "/v1/t", functools.partial(single_bodies, prefix="t"), 1, gunicorn)
+                beacon = load(base, browser, "/v1/t", functools.partial(single_bodies, prefix="t"), 1, gunicorn)
             batch = run_load(base, headers, "/v1/batch", batch_bodies, BATCH_SIZE, gunicorn)
             workers = [pid for pid in support.group_members(gunicorn.pid) if pid != gunicorn.pid]
             web = {"peak_mb": support.peak_rss_mb(workers), "idle_mb": max(single["warm"].values(), default=0)}
@@ -85,12 +87,14 @@ def batch_bodies(thread, counter):
         yield json.dumps({"batch": messages, "sentAt": messages[0]["timestamp"]}).encode()
 
 
-def run_load(base, headers, path, bodies, calls_per_request, gunicorn, on_warm=None):
+def run_load(base, headers, path, bodies, calls_per_request, gunicorn, on_warm=None, watched=None):
     """THREADS keep-alive clients post as fast as answers come (or GET, without `bodies`), for
-    SECONDS; returns counts and gunicorn's CPU time per call.
+    SECONDS; returns counts, gunicorn's CPU time per call, and the share of the machine's CPU
+    that gunicorn, the clients (this process) and each `watched` process group ({name: pgid}) used.
 
     `on_warm()` runs once every client has sent its warm-up requests, before the clock starts.
     """
+    groups = {"gunicorn": gunicorn.pid, **(watched or {})}
     tallies = [{"ok": 0, "statuses": {}} for _ in range(THREADS)]
     warmed = threading.Barrier(THREADS + 1)
     go = threading.Event()
@@ -121,14 +125,18 @@ def run_load(base, headers, path, bodies, calls_per_request, gunicorn, on_warm=N
         thread.start()
     warmed.wait(timeout=120)
     warm = on_warm() if on_warm else None
-    cpu_before = support.group_cpu_seconds(gunicorn.pid)
+    cpu_before = {name: support.group_cpu_seconds(pgid) for name, pgid in groups.items()}
+    clients_before = time.process_time()
     started = time.monotonic()
     stop_at[0] = started + SECONDS
     go.set()
     for thread in threads:
         thread.join(timeout=SECONDS + 90)
     elapsed = time.monotonic() - started
-    cpu = support.group_cpu_seconds(gunicorn.pid) - cpu_before
+    used = {name: support.group_cpu_seconds(pgid) - cpu_before[name] for name, pgid in groups.items()}
+    used["clients"] = time.process_time() - clients_before
+    cpu = used["gunicorn"]
+    machine = elapsed * (os.cpu_count() or 1)
     ok = sum(t["ok"] for t in tallies)
     failed = {}
     for tally in tallies:
@@ -142,6 +150,7 @@ def run_load(base, headers, path, bodies, calls_per_request, gunicorn, on_warm=N
         "calls_per_s": ok * calls_per_request / elapsed,
         "requests_per_s": ok / elapsed,
         "cpu_ms_per_call": 1000 * cpu / max(ok * calls_per_request, 1),
+        "cpu_share": {name: f"{100 * seconds / machine:.0f} %" for name, seconds in used.items()},
         "warm": warm,
     }
 
@@ -249,6 +258,7 @@ def figures(health, single, beacon, batch, baseline, web, stored):
         "requests/s": round(load["requests_per_s"], 1),
         "non-200 answers": load["failed"] or "none",
         "gunicorn CPU per call": f"{load['cpu_ms_per_call']:.2f} ms",
+        f"share of the {os.cpu_count()} cores' CPU": load["cpu_share"],
         "per request": load["queries"],
     }
     singles = []
@@ -264,7 +274,7 @@ def figures(health, single, beacon, batch, baseline, web, stored):
                 single_ratio,
                 f">= {GOAL} x /health",
                 single_ratio is not None and single_ratio >= GOAL,
-                notes=notes(load),
+                notes={**notes(load), "/health's run, share of the CPU": health["cpu_share"]},
             )
         )
     return [

@@ -165,21 +165,15 @@ def measure_scrape(client, size_label, baseline=None, baseline_label=""):
             print(f"    {q['time']} s  {q['sql'][:150]}")
     counts = [q for q in captured if "COUNT(" in q["sql"].upper() and 'FROM "forwarding_call"' in q["sql"]]
     median = round(statistics.median(timings), 1)
-    goal = f"<= {QUERY_BOUND} queries, no COUNT of calls"
-    met = len(captured) <= QUERY_BOUND and not counts
-    if baseline:
-        goal += f"; <= {GROWTH} x @{baseline_label}"
-        met = met and median <= GROWTH * baseline
-    return support.Figure(
+    return support.page_figure(
         f"/metrics scrape @{size_label}",
         median,
-        "ms",
-        f"the same scrape @{baseline_label}" if baseline else "",
+        (f"<= {QUERY_BOUND} queries, no COUNT of calls", len(captured) <= QUERY_BOUND and not counts),
+        {"queries": len(captured), "slowest run": f"{max(timings):.1f} ms", "bytes": len(response.content)},
+        GROWTH,
         baseline,
-        support.ratio(median, baseline) if baseline else None,
-        goal=goal,
-        met=met,
-        notes={"queries": len(captured), "slowest run": f"{max(timings):.1f} ms", "bytes": len(response.content)},
+        baseline_label,
+        f"the same scrape @{baseline_label}",
     )
 
 

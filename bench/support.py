@@ -65,14 +65,15 @@ class Backend:
 
 
 @contextlib.contextmanager
-def fresh_backend():
-    """A new, empty database (and queue name) for this run; dropped and removed afterwards."""
+def fresh_backend(suffix=""):
+    """A new, empty database (and queue name) for this run; dropped and removed afterwards.
+    `suffix` tells apart the databases of one run that keeps several at once."""
     workdir = Path(tempfile.mkdtemp(prefix="relay-bench-"))
     queue_name = f"relay-bench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     server_url = os.environ.get("BENCH_DATABASE_URL", "")
     database_url, drop = f"sqlite:///{workdir / 'relay.sqlite3'}", None
     if server_url:
-        database_url, drop = create_postgres_database(server_url, f"relay_bench_{os.getpid()}")
+        database_url, drop = create_postgres_database(server_url, f"relay_bench_{os.getpid()}{suffix}")
     backend = Backend(database_url, os.environ.get("BENCH_REDIS_URL", ""), workdir, queue_name)
     try:
         yield backend
@@ -555,6 +556,26 @@ class Figure:
     goal: str = ""  # e.g. ">= 0.5 x baseline"
     met: bool | None = None
     notes: dict = field(default_factory=dict)
+
+
+def page_figure(name, median, bound, notes, growth, baseline=None, baseline_label="", baseline_name=""):
+    """A page's (or a scrape's) median time in ms: within its query bound (`bound`: (goal, met))
+    and, against a baseline measured at `baseline_label`, within `growth` x it."""
+    goal, met = bound
+    if baseline:
+        goal += f"; <= {growth} x @{baseline_label}"
+        met = met and median <= growth * baseline
+    return Figure(
+        name,
+        median,
+        "ms",
+        baseline_name if baseline else "",
+        baseline,
+        ratio(median, baseline) if baseline else None,
+        goal=goal,
+        met=met,
+        notes=notes,
+    )
 
 
 def report(bench, backend, figures, extra=None):
