@@ -179,8 +179,15 @@ DIRTY = (
 
 
 def dirty_hours(last):
-    """[(hour, its rows)] of the hours with a key of more than one row up to id `last`, in order."""
+    """[(hour, its rows)] of the hours with a key of more than one row up to id `last`, in order.
+    Asks first whether there is one at all (the sweep's usual answer, and half the cost)."""
     with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {TABLE} WHERE id <= %s GROUP BY hour, state, cause HAVING COUNT(*) > 1 LIMIT 1",  # noqa: S608
+            [last],
+        )
+        if cursor.fetchone() is None:
+            return []
         cursor.execute(
             f"SELECT hour, SUM(n) FROM (SELECT hour, COUNT(*) AS n FROM {TABLE} WHERE id <= %s"  # noqa: S608
             " GROUP BY hour, state, cause) counted GROUP BY hour HAVING MAX(n) > 1 ORDER BY hour",
