@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from forwarding import write_lock
 from forwarding.models import DeliveryTally
 
 TABLE = DeliveryTally._meta.db_table  # the triggers' SQL below is the migrations': it names its tables
@@ -108,17 +109,13 @@ def install_triggers(schema_editor):
 
 
 def tally_stored(cursor, vendor, causes=True):
-    """Tally the deliveries stored before the triggers were (one row per hour, state and cause)."""
-    if not causes:
-        cursor.execute(
-            f"INSERT INTO {TABLE} (hour, state, change) "  # noqa: S608
-            f"SELECT {hour_sql(vendor, 'forwarding_delivery')}, state, COUNT(*) FROM forwarding_delivery GROUP BY 1, 2"
-        )
-        return
+    """Tally the deliveries stored before the triggers were (one row per hour, state and cause;
+    `causes` as in `triggers_sql`)."""
+    cause = f"{cause_sql('forwarding_delivery')}, " if causes else ""
     cursor.execute(
-        f"INSERT INTO {TABLE} (hour, state, cause, change) "  # noqa: S608
-        f"SELECT {hour_sql(vendor, 'forwarding_delivery')}, state, {cause_sql('forwarding_delivery')}, COUNT(*)"
-        " FROM forwarding_delivery GROUP BY 1, 2, 3"
+        f"INSERT INTO {TABLE} (hour, state, {'cause, ' if causes else ''}change) "  # noqa: S608
+        f"SELECT {hour_sql(vendor, 'forwarding_delivery')}, state, {cause}COUNT(*) FROM forwarding_delivery"
+        f" GROUP BY 1, 2{', 3' if causes else ''}"
     )
 
 
@@ -164,8 +161,7 @@ def fold(now=None, chunk=FOLD_CHUNK):
             began = time.monotonic()
             taken = fold_chunk(last, chunk, first_hour, last_hour)
             folded += taken
-            if connection.vendor == "sqlite":
-                time.sleep(time.monotonic() - began)
+            write_lock.leave_free(began)
             if taken < chunk:
                 break
     return folded

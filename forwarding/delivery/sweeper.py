@@ -7,11 +7,11 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from forwarding import event_names, tallies
+from forwarding import event_names, tallies, write_lock
 from forwarding.delivery import queue, watchdog
 from forwarding.models import Delivery, EventName, State, SweepRun, WorkerStart
 
@@ -151,7 +151,4 @@ def expire_waits(now, slice_size=EXPIRE_SLICE, budget=EXPIRE_PASS_SECONDS):
                 )
         if len(pks) < slice_size or time.monotonic() > deadline:
             return expired
-        if connection.vendor == "sqlite":
-            # One write lock for the whole database: left free as long as the slice held it, so
-            # that ingestion's writers get in (their busy handler retries every 100 ms at worst).
-            time.sleep(time.monotonic() - began)
+        write_lock.leave_free(began)
