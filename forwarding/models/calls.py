@@ -50,15 +50,29 @@ class Source(models.Model):
         if not key:
             return None
         digest = hash_key(key)
-        # Every ingestion request asks this: a raw query skips the ORM's compiling (a third of a
-        # millisecond of CPU a request, bench/single_call.py).
-        table = connection.ops.quote_name(cls._meta.db_table)
-        found = cls.objects.raw(f"SELECT * FROM {table} WHERE key_hash = %s AND is_active", [digest])  # noqa: S608
-        source = next(iter(found), None)
+        # Every ingestion request asks this: a plain cursor and `from_db` skip the ORM's compiling
+        # and a raw queryset's column mapping (two thirds of the lookup's CPU, bench/single_call.py).
+        with connection.cursor() as cursor:
+            cursor.execute(_AUTHENTICATE_SQL.get(connection.vendor) or _authenticate_sql(connection), [digest])
+            row = cursor.fetchone()
+        # Text and integer columns only, which need no converting; `created_at` is loaded if asked.
+        source = None if row is None else cls.from_db(connection.alias, [*_SOURCE_COLUMNS, "is_active"], (*row, True))
         # The lookup is by hash; compare again in constant time before trusting it.
         if source is None or not hmac.compare_digest(source.key_hash, digest):
             return None
         return source
+
+
+_SOURCE_COLUMNS = ["id", "name", "key_prefix", "key_hash"]
+_AUTHENTICATE_SQL = {}  # {vendor: sql}
+
+
+def _authenticate_sql(connection):
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(column) for column in _SOURCE_COLUMNS)
+    sql = f"SELECT {columns} FROM {quote(Source._meta.db_table)} WHERE key_hash = %s AND is_active"  # noqa: S608
+    _AUTHENTICATE_SQL[connection.vendor] = sql
+    return sql
 
 
 class CompactJSONEncoder(json.JSONEncoder):

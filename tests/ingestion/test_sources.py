@@ -106,3 +106,20 @@ def assert_key_nowhere_in_database(key):
             assert key not in repr(row), f"{model.__name__} holds the write key"
             checked += 1
     assert checked > 0
+
+
+def test_a_write_key_finds_its_active_source_whole_and_nothing_else():
+    source, key = Source.create_with_key("Website")
+    found = Source.authenticate(key)
+    assert found == source
+    assert (found.name, found.key_prefix, found.key_hash, found.is_active) == (
+        "Website",
+        key[:8],
+        source.key_hash,
+        True,
+    )
+    assert found.created_at == Source.objects.get().created_at  # a datetime, as the ORM gives it
+    assert Source.authenticate(key + "x") is None
+    assert Source.authenticate("") is None
+    Source.objects.filter(pk=source.pk).update(is_active=False)
+    assert Source.authenticate(key) is None
