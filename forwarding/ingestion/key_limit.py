@@ -4,6 +4,12 @@ Counted where every web process sees the same number, never in process memory: i
 (INCR + EXPIRE in one MULTI) when REDIS_URL is set, else in the database (a conditional UPDATE
 of one row per source and window, an INSERT for a new window). If Redis cannot be reached the
 database counts instead, so that a Redis restart neither stops ingestion nor lifts the limit.
+
+On SQLite the database's count goes into the request's own transaction (`admit`, then
+`Admission.settle`): SQLite has one write lock, and a count committed on its own made each
+request take it twice. Before the body is read the window is only read, so that a throttled key
+still costs no parsing. PostgreSQL counts at once, as Redis does: a window row updated inside the
+storing transaction would stay locked until its commit, queueing the key's concurrent requests.
 """
 
 import logging
@@ -14,10 +20,10 @@ from functools import lru_cache
 
 import redis
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from forwarding.ingestion.errors import rate_limited
+from forwarding.ingestion.errors import IngestionError, rate_limited
 from forwarding.models import IngestWindow
 
 logger = logging.getLogger(__name__)
@@ -39,10 +45,62 @@ def take(source, now=None):
     if allowed is None:
         allowed = _take_in_database(source, limit, start)
     if not allowed:
-        retry_after = max(1, math.ceil((start + timedelta(seconds=seconds) - now).total_seconds()))
-        raise rate_limited(
-            f"This write key sent more than {limit} requests in {seconds} s; retry after {retry_after} s.", retry_after
-        )
+        _refuse(limit, seconds, start, now)
+
+
+def admit(source):
+    """Let a request of `source` in, or raise the 429 (see `take`); returns its `Admission`, whose
+    `settle()` the request calls inside the transaction that stores it, or once answered.
+
+    Counted at once, like `take`, but on SQLite without Redis: there the window is only read now,
+    and counted by `settle`, which raises the 429 if the window filled up meanwhile.
+    """
+    if settings.RELAY_INGEST_RATE_LIMIT is None or settings.REDIS_URL or connection.vendor != "sqlite":
+        take(source)
+        return Admission(None, None, None)
+    limit, seconds = settings.RELAY_INGEST_RATE_LIMIT
+    now = timezone.now()
+    start = window_start(now, seconds)
+    if _requests_in(source, start) >= limit:
+        _refuse(limit, seconds, start, now)
+    return Admission(source, now, start)
+
+
+class Admission:
+    """A request let in by `admit`: counted already, or to be counted by `settle`."""
+
+    def __init__(self, source, now, start):
+        self.source, self.now, self.start = source, now, start
+        self.pending = source is not None
+
+    def settle(self):
+        """Count the request, once; raise the 429 when its window filled up since `admit`."""
+        if not self.pending:
+            return
+        self.pending = False
+        limit, seconds = settings.RELAY_INGEST_RATE_LIMIT
+        if not _take_in_database(self.source, limit, self.start):
+            _refuse(limit, seconds, self.start, self.now)
+
+    def rolled_back(self):
+        """The transaction that settled it was rolled back, and its count with it."""
+        self.pending = self.source is not None
+
+    def settle_quietly(self):
+        """`settle` for a request already answered otherwise (a 400, say): counted if there is room."""
+        try:
+            self.settle()
+        except IngestionError:
+            pass  # the window is full: the answer stands, and a refused request counts nothing
+        except DatabaseError:
+            logger.warning("ingestion rate limit: the database did not count a request answered early")
+
+
+def _refuse(limit, seconds, start, now):
+    retry_after = max(1, math.ceil((start + timedelta(seconds=seconds) - now).total_seconds()))
+    raise rate_limited(
+        f"This write key sent more than {limit} requests in {seconds} s; retry after {retry_after} s.", retry_after
+    )
 
 
 def window_start(now, seconds):
@@ -62,6 +120,18 @@ def _take_in_database(source, limit, start):
         return _count_one(source, limit, start)
     IngestWindow.objects.filter(source=source, started_at__lt=start).delete()
     return True
+
+
+def _requests_in(source, start):
+    """The requests counted so far in the source's window (0 when it has none yet); raw SQL, as below."""
+    table = connection.ops.quote_name(IngestWindow._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT requests FROM {table} WHERE source_id = %s AND started_at = %s",  # noqa: S608
+            [source.pk, connection.ops.adapt_datetimefield_value(start)],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else 0
 
 
 def _count_one(source, limit, start):

@@ -18,22 +18,27 @@ ATTEMPTS = 3
 LOOKUP_CHUNK = 500
 
 
-def store(source, accepted, rejected, *, received_at):
+def store(source, accepted, rejected, *, received_at, admission=None):
     """Store the new calls and the rejections (within their cap); hand the new calls to the delivery engine.
 
     All in one transaction: the caller answers 200 only after it commits. Messages whose
     messageId this source already sent (in an earlier request or earlier in this one) are
-    skipped, so a client retry is stored and delivered once. Returns the newly stored calls.
+    skipped, so a client retry is stored and delivered once. The request's `admission` (see
+    `key_limit.admit`) is counted in the same transaction. Returns the newly stored calls.
     """
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with transaction.atomic():
+                if admission is not None:
+                    admission.settle()
                 calls = _insert_new_calls(source, accepted)
                 services.accept(calls)
                 # Last: it locks the source until the commit (see rejections).
                 rejections.record(source, rejected, received_at)
             return calls
         except IntegrityError:
+            if admission is not None:
+                admission.rolled_back()
             if attempt == ATTEMPTS:
                 raise
             logger.info("messageId race with a concurrent request; retrying (try %d)", attempt)

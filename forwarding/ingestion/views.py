@@ -60,23 +60,28 @@ class IngestionView(APIView):
         return Response(status=204)
 
     def finalize_response(self, request, response, *args, **kwargs):
+        admission = getattr(request, "admission", None)
+        if admission is not None and admission.pending:
+            # Answered before its calls were stored (a 400, say): it still counts against the limit.
+            admission.settle_quietly()
         response = super().finalize_response(request, response, *args, **kwargs)
         return add_cors_headers(request, response)
 
 
 def source_and_body(request):
-    """The request's source and JSON body, within the source's rate limit.
+    """The request's source and JSON body, within the source's rate limit; the request's
+    `admission` (see `key_limit.admit`) is left on it, for `storage.store` to count.
 
-    A key in the Authorization header or the query string is checked, and counted, before the body
-    is read: a wrong or throttled key costs no decompression or parsing.
+    A key in the Authorization header or the query string is checked before the body is read: a
+    wrong or throttled key costs no decompression or parsing.
     """
     source = auth.source_from_header(request) or auth.source_from_query(request)
     if source is not None:
-        key_limit.take(source)
+        request.admission = key_limit.admit(source)
     body = decoding.read_body(request)
     if source is None:
         source = auth.source_from_body(body)
-        key_limit.take(source)
+        request.admission = key_limit.admit(source)
     return source, body
 
 
@@ -88,7 +93,7 @@ class BatchView(IngestionView):
         received_at = timezone.now()
         source, body = source_and_body(request)
         accepted, rejected = validation.batch_messages(body, received_at=received_at, ip=client_ip(request))
-        storage.store(source, accepted, rejected, received_at=received_at)
+        storage.store(source, accepted, rejected, received_at=received_at, admission=request.admission)
         return Response({"success": True})
 
 
@@ -102,9 +107,9 @@ class MessageView(IngestionView):
         source, body = source_and_body(request)
         result = validation.single_message(body, self.message_type, received_at=received_at, ip=client_ip(request))
         if isinstance(result, validation.Rejected):
-            storage.store(source, [], [result], received_at=received_at)
+            storage.store(source, [], [result], received_at=received_at, admission=request.admission)
             raise IngestionError(400, result.code, result.reason)
-        storage.store(source, [result], [], received_at=received_at)
+        storage.store(source, [result], [], received_at=received_at, admission=request.admission)
         return Response({"success": True})
 
 

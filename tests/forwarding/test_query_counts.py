@@ -11,9 +11,10 @@ from forwarding.delivery import loop
 from forwarding.models import Delivery, State
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("one_worker")]
-# Source, ingestion window, savepoint, dedup lookup, call, event name known to the process
-# (counts, hour), suppressed users, delivery, release.
-TRACK_REQUEST = 10
+# Source, ingestion window (on SQLite read before the body, counted in the transaction that
+# stores the call: one write lock taken, not two), savepoint, dedup lookup, call, event name
+# known to the process (counts, hour), suppressed users, delivery, release.
+TRACK_REQUEST = 11
 # One task: claim, calls, event names, rules' version, workspace, contacts, attempts begun, GET
 # and create the contact (exchange, attempt, delivery, link), release, hand on; bounded whatever
 # the number of waiting calls.

@@ -1,6 +1,7 @@
 """The per-write-key rate limit: a 429 with Retry-After past RELAY_INGEST_RATE_LIMIT, counted
 where every web process sees it (the database, or Redis with REDIS_URL), never in memory."""
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -15,11 +16,14 @@ import pytest
 import redis
 import requests
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from config.env import envrate
-from forwarding.ingestion import key_limit
+from forwarding.ingestion import key_limit, storage, validation
 from forwarding.ingestion.errors import IngestionError
-from forwarding.models import Call, IngestWindow, RejectedMessage, Source
+from forwarding.models import Call, Delivery, IngestWindow, RejectedMessage, Source
 from tests.ingestion.conftest import basic, message
 from tests.processes import ROOT, relay_env, wait_until
 
@@ -121,6 +125,59 @@ def test_it_says_how_long_to_wait(source, limited):
     with pytest.raises(IngestionError) as refused:
         key_limit.take(src, now=at(12.2))
     assert refused.value.headers == {"Retry-After": "3588"}
+
+
+@pytest.mark.django_db
+def test_a_request_answered_400_still_counts(post, source, limited):
+    _, key = source
+    assert post("/v1/track", b"{not json", key=key).status_code == 400
+    assert post("/v1/track", {"type": "track", "userId": "u"}, key=key).status_code == 400  # no event
+    assert post("/v1/track", message(messageId="m0"), key=key).status_code == 200
+    assert post("/v1/track", message(messageId="m1"), key=key).status_code == 429
+    assert list(Call.objects.values_list("message_id", flat=True)) == ["m0"]
+    if not limited:
+        assert IngestWindow.objects.get().requests == 3
+
+
+@pytest.mark.django_db
+def test_a_window_that_fills_while_the_body_is_read_refuses_and_stores_nothing(source, limited):
+    src, _ = source
+    now = timezone.now()
+    admission = key_limit.admit(src)
+    for _ in range(3):  # other requests of the same key, meanwhile
+        with contextlib.suppress(IngestionError):
+            key_limit.take(src)
+    accepted = validation.single_message(message(messageId="late"), "track", received_at=now, ip="")
+    if limited or connection.vendor != "sqlite":
+        assert not admission.pending  # counted at once, before the others
+        storage.store(src, [accepted], [], received_at=now, admission=admission)
+        assert Call.objects.count() == 1
+        return
+    with pytest.raises(IngestionError) as refused:
+        storage.store(src, [accepted], [], received_at=now, admission=admission)
+    assert (refused.value.status, refused.value.code) == (429, "rate_limited")
+    assert not Call.objects.exists() and not Delivery.objects.exists()
+    assert IngestWindow.objects.get().requests == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_sqlite_a_request_is_counted_in_the_transaction_that_stores_it(post, source, settings):
+    """SQLite has one write lock: a count committed on its own took it twice per request."""
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL locks rows: the count commits on its own there, and holds no lock meanwhile")
+    settings.RELAY_INGEST_RATE_LIMIT = (100, 3600)
+    settings.REDIS_URL = ""
+    within_one_window()
+    _, key = source
+    assert post("/v1/track", message(messageId="first"), key=key).status_code == 200  # the window exists
+    with CaptureQueriesContext(connection) as captured:
+        assert post("/v1/track", message(messageId="second"), key=key).status_code == 200
+    statements = [query["sql"].split()[0].upper() for query in captured]
+    assert statements.count("BEGIN") == 1 and statements.count("COMMIT") == 1
+    inside = statements[statements.index("BEGIN") : statements.index("COMMIT")]
+    writes = [verb for verb in statements if verb in ("INSERT", "UPDATE", "DELETE")]
+    assert writes and writes == [verb for verb in inside if verb in ("INSERT", "UPDATE", "DELETE")]
+    assert IngestWindow.objects.get().requests == 2
 
 
 @pytest.mark.django_db
