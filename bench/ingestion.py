@@ -1,8 +1,9 @@
 """Ingestion: calls/s through gunicorn, single calls (/v1/track, and /v1/t as text/plain as
 browsers send it) and /v1/batch with 100 calls.
 
-Single calls are measured as websites send them, with a qcluster delivering to the sandbox at the
-same time, against `GET /health` of the same server in the same run. Goal: >= 0.5 x /health.
+Single calls are measured as websites send them, with a qcluster delivering them to the sandbox
+at the same time (their users are its contacts), against `GET /health` of the same server in the
+same run. Goal: >= 0.5 x /health.
 Batches are measured without a qcluster (the tasks pile up in the broker, and that cost counts),
 against bulk-inserting the same number of Call + Delivery rows. Goal: >= 0.5 x that. Also the
 peak RSS of a gunicorn web worker.
@@ -46,6 +47,9 @@ def main():
             headers = {"Authorization": support.basic_auth(write_key), "Content-Type": "application/json"}
             with contextlib.ExitStack() as delivering:
                 sandbox, sandbox_url = support.start_sandbox(delivering, backend)
+                # Every user a contact: the worker sends each call to the sandbox over HTTP, as it
+                # would to Intercom (without one, a track call waits for an identify, sending nothing).
+                support.seed_contacts(sandbox_url, [f"bench-user-{n}" for n in range(USERS)])
                 qcluster = support.start_qcluster(delivering, backend, sandbox_url)
                 # Where the machine's CPU goes meanwhile: the worker and the sandbox share it with gunicorn.
                 load = functools.partial(run_load, watched={"qcluster": qcluster.pid, "sandbox": sandbox.pid})
