@@ -1,26 +1,30 @@
 """A week of anonymous traffic: N anonymous page and track calls waiting for an identify that
 never comes (most website visitors), seeded with `manage.py seed_calls --waiting-anonymous` over
 the last 6.9 days (none yet past RELAY_WAIT_FOR_IDENTIFY), beside a few thousand ordinary calls.
-At each size:
+
+Each size has its own database, Intercom sandbox and process (this script with --serve), which
+seeds it, then times what it is asked for. The sizes are timed side by side, as bench/dashboard.py
+times them: every figure once at every size, in turns, PAGE_RUNS times (the order of the sizes
+reversed every other run), and the median. Timed one size after the other, minutes apart, a
+slow spell of this shared machine became a size's ratio (a fixed Python loop once ran 1.8 x
+slower during the 1k measures than during the 1M ones).
 
 1. An identify that links 5 waiting anonymous calls: from its ingestion (storage.store, the
    ingestion's own path) to its delivery and its 5 calls' being delivered to the Intercom
    sandbox (its own process, over HTTP). The tasks the relay enqueues are taken from the broker
-   and run in this process, in order, until the queue is empty.
-2. One pass of the sweeper (sweeper.sweep): 11 passes, 0.2 s apart, the median.
-3. The dashboard's pages (bench/dashboard.py's PAGES) and the log filtered by state=waiting,
-   their runs in turns (every page once, then again: a slow second of the machine is one run
-   of many pages, not every run of one).
-4. Their expiry (at the smallest size, before the first pages, on waits seeded for it: its
-   failed calls are then the same for every size's pages; with more than two sizes, a middle
-   size's expiry adds failed calls for the next sizes' pages): RELAY_WAIT_FOR_IDENTIFY set to 0,
-   the sweeper's expiry (sweeper.expire_waits) run pass after pass until none is left waiting or
-   EXPIRED_AT_MOST are failed (a million take minutes, and what is measured, each slice and the
-   memory, does not change past that), then the tallies folded as the sweep folds them. Total
-   time, rows/s, the longest slice (one transaction, commit included), the process's peak memory
-   growth (VmHWM reset before; SQLite's page cache included) and tracemalloc's peak (Python
-   objects); meanwhile a thread stores a call every 50 ms through storage.store, as ingestion
-   would: its slowest store.
+   and run in the size's process, in order, until the queue is empty.
+2. One pass of the sweeper (sweeper.sweep).
+3. The dashboard's pages (bench/dashboard.py's PAGES) and the log filtered by state=waiting.
+4. Their expiry: at every size, before the timed figures, on waits of the smallest size seeded
+   for it (its failed calls are then the same for every size's pages; the smallest size's
+   figure), and at the other sizes after them, on their own waits: RELAY_WAIT_FOR_IDENTIFY set
+   to 0, the sweeper's expiry (sweeper.expire_waits) run pass after pass until none is left
+   waiting or EXPIRED_AT_MOST are failed (a million take minutes, and what is measured, each
+   slice and the memory, does not change past that), then the tallies folded as the sweep folds
+   them. Total time, rows/s, the longest slice (one transaction, commit included), the process's
+   peak memory growth (VmHWM reset before; SQLite's page cache included) and tracemalloc's peak
+   (Python objects); meanwhile a thread stores a call every 50 ms through storage.store, as
+   ingestion would: its slowest store.
 
 Goals: at the largest size, 1-3 within 1.5 x their time at the smallest; the expiry's peak
 memory growth within 1.5 x the smallest's or under 50 MB.
@@ -32,6 +36,8 @@ memory growth within 1.5 x the smallest's or under 50 MB.
 import contextlib
 import gc
 import io
+import itertools
+import json
 import os
 import statistics
 import sys
@@ -45,12 +51,19 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import support  # noqa: E402
-from bench.dashboard import PAGES, label, time_pages, viewer_client  # noqa: E402
+from bench.dashboard import (  # noqa: E402
+    PAGES,
+    PROTOCOL,
+    PageServer,
+    label,
+    page_paths,
+    paired_timings,
+    viewer_client,
+)
 
 SIZES = [int(size) for size in os.environ.get("BENCH_ANONYMOUS_SIZES", "1000,1000000").split(",")]
 RUNS = int(os.environ.get("BENCH_ANONYMOUS_RUNS", 5))
-PAGE_RUNS = 2 * RUNS + 1  # in turns over the pages (bench.dashboard.time_pages): a few seconds in all
-SWEEP_SPACING = 0.2  # seconds between two timed sweeper passes
+PAGE_RUNS = 2 * RUNS + 1  # each figure's runs, every size in turn (bench.dashboard.paired_timings)
 ORDINARY_CALLS = 3000  # seeded once, so that the pages are not empty
 SEED_DAYS = 6.9  # a week of traffic, the oldest not yet past RELAY_WAIT_FOR_IDENTIFY (7 days)
 LINKED = 5  # anonymous calls an identify links
@@ -63,37 +76,83 @@ EXPIRED_AT_MOST = int(os.environ.get("BENCH_ANONYMOUS_EXPIRED", 100_000))
 
 
 def main():
+    if sys.argv[1:2] == ["--serve"]:
+        return serve(int(sys.argv[2]), sys.argv[3])
     support.stop_on_sigterm()
-    with support.fresh_backend() as backend:
-        support.setup_django(backend)
-        with contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
+        servers, ready = [], []
+        for n, size in enumerate(SIZES):
+            backend = stack.enter_context(support.fresh_backend(f"_{n}"))
             _, sandbox = support.start_sandbox(stack, backend)
-            use_sandbox(sandbox)
-            support.seed_contacts(sandbox, [INGESTING_USER])
-            client = viewer_client()
-            seed(ORDINARY_CALLS)
-            expire_all()  # the ordinary calls' old waits: not this bench's
-            # The smallest size's expiry first, on waits of its own: expired, they are failed
-            # calls that every size's pages then show alike (expired between two sizes, they
-            # were more failed calls for the larger size's pages to walk than for the smaller's).
-            seed(SIZES[0], "--waiting-anonymous", "--days", str(SEED_DAYS), rng_seed=0)
-            first_expiry = expiry()
-            figures, first = [], {}
-            for size in SIZES:
-                measured = measure(client, size, first_expiry if not first else None)
-                first = first or measured
-                figures += size_figures(measured, first, size)
-        support.report("anonymous", backend, figures)
+            servers.append(stack.enter_context(PageServer(backend, size, __file__, [sandbox])))
+            # One after the other: the smallest size's expiry, measured as it seeds, never beside
+            # a larger size's seeding.
+            ready.append(servers[-1].ready())
+        timings = paired_timings(servers, ["identify", "sweep", *PAGE_NAMES], PAGE_RUNS)
+        figures, first = [], None
+        for n, (server, seeded) in enumerate(zip(servers, ready, strict=True)):
+            measured = {
+                "seed": (round(seeded["rate"]), {"waiting anonymous calls": seeded["waiting"]}),
+                "identify": summary(timings[server.size]["identify"], {"how": IDENTIFY_HOW}),
+                "sweep": summary(timings[server.size]["sweep"]),
+            }
+            for name in PAGE_NAMES:
+                measured[name] = summary(timings[server.size][name], {"queries": server.ask(queries=name)["queries"]})
+            # The smallest size's expiry was measured as it was seeded; the others' come last.
+            measured["expiry"] = seeded["expiry"] if n == 0 else server.ask(expiry=True)
+            first = first or measured
+            figures += size_figures(measured, first, server.size)
+        support.report("anonymous", servers[0].backend, figures)
 
 
-def use_sandbox(sandbox):
-    from django.conf import settings
+def serve(size, sandbox):
+    """A size's server (bench.dashboard.PageServer): its database seeded as the module's docstring
+    says, then one answer a request: {"time": "identify" | "sweep" | page name}, {"queries": page
+    name}, {"expiry": true}."""
+    support.setup_served_django()
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
 
-    from forwarding import intercom
+    from forwarding.delivery import sweeper
+    from forwarding.models import Delivery, State
 
-    settings.INTERCOM_API_BASE = sandbox
-    settings.INTERCOM_ACCESS_TOKEN = support.SANDBOX_TOKEN
-    intercom.reset_client()
+    use_sandbox(sandbox)
+    support.seed_contacts(sandbox, [INGESTING_USER])
+    client = viewer_client()
+    seed(ORDINARY_CALLS)
+    expire_all()  # the ordinary calls' old waits: not this bench's
+    # The smallest size's expiry first, on waits of its own, at every size: expired, they are
+    # failed calls that every size's pages then show alike.
+    seed(SIZES[0], "--waiting-anonymous", "--days", str(SEED_DAYS), rng_seed=0)
+    first_expiry = expiry()
+    rate = seed(size, "--waiting-anonymous", "--days", str(SEED_DAYS))
+    waiting = Delivery.objects.filter(state=State.WAITING, user_id="").count()
+    paths = {**page_paths(), WAITING_PAGE[0]: WAITING_PAGE[1]}
+    runs = itertools.count()
+    identify_once(size, next(runs))  # warm-ups
+    sweeper.sweep()
+    for path in paths.values():
+        assert client.get(path, secure=True).status_code == 200, path
+    reply = lambda answer: print(PROTOCOL + json.dumps(answer), flush=True)  # noqa: E731
+    reply({"rate": rate, "waiting": waiting, "expiry": first_expiry})
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request.get("time") == "identify":
+            reply({"ms": identify_once(size, next(runs))})
+        elif request.get("time") == "sweep":
+            started = time.monotonic()
+            sweeper.sweep()
+            reply({"ms": (time.monotonic() - started) * 1000})
+        elif "time" in request:
+            started = time.monotonic()
+            client.get(paths[request["time"]], secure=True)
+            reply({"ms": (time.monotonic() - started) * 1000})
+        elif "queries" in request:
+            with CaptureQueriesContext(connection) as captured:
+                client.get(paths[request["queries"]], secure=True)
+            reply({"queries": len(captured)})
+        else:
+            reply(expiry())
 
 
 def seed(count, *options, rng_seed=None):
@@ -108,49 +167,41 @@ def seed(count, *options, rng_seed=None):
     return rate
 
 
-def measure(client, size, expired=None):
-    """{figure key: (value, notes)} at this size: N waiting anonymous calls stored first. The
-    expiry runs last, unless it was measured already (`expired`)."""
-    from forwarding.models import Delivery, State
+def use_sandbox(sandbox):
+    from django.conf import settings
 
-    rate = seed(size, "--waiting-anonymous", "--days", str(SEED_DAYS))
-    waiting = Delivery.objects.filter(state=State.WAITING, user_id="").count()
-    measured = {"seed": (round(rate), {"waiting anonymous calls": waiting})}
-    measured["identify"] = identify_releasing(size)
-    measured["sweep"] = sweep_pass()
-    measured["machine"] = machine_speed()
-    named = pages()
-    timed = time_pages(client, [path for _, path in named], PAGE_RUNS)
-    for name, path in named:
-        median, timings, captured = timed[path]
-        measured[name] = median, {"queries": len(captured), "slowest run": f"{max(timings):.1f} ms"}
-    measured["expiry"] = expired or expiry()
-    return measured
+    from forwarding import intercom
+
+    settings.INTERCOM_API_BASE = sandbox
+    settings.INTERCOM_ACCESS_TOKEN = support.SANDBOX_TOKEN
+    intercom.reset_client()
+
+
+def summary(runs, notes=None):
+    """(median ms, notes with the slowest run) of one figure's paired runs."""
+    return round(statistics.median(runs), 1), {**(notes or {}), "slowest run": f"{max(runs):.1f} ms"}
 
 
 # -- 1. an identify releasing its anonymous calls ------------------------------------------------
 
 
-def identify_releasing(size):
-    """Median ms from an identify's ingestion to it and its LINKED anonymous calls delivered."""
-    timings = []
-    for run in range(RUNS + 1):  # the first warms up
-        visitor = f"bench-visitor-{size}-{run}"
-        support.store_calls([anonymous_message(visitor, n) for n in range(LINKED)])
-        drain()
-        pks = waiting_of(visitor)
-        assert len(pks) == LINKED, f"{len(pks)} of {visitor}'s calls waiting"
-        started = time.monotonic()
-        support.store_calls([identify_message(visitor, f"bench-identified-{size}-{run}")])
-        drain()
-        elapsed = (time.monotonic() - started) * 1000
-        assert delivered_of(visitor) == LINKED + 1, f"{visitor}: {delivered_of(visitor)} delivered"
-        if run:
-            timings.append(elapsed)
-    return round(statistics.median(timings), 1), {
-        "how": f"in process: storage.store, then the enqueued tasks run in order; {RUNS} runs",
-        "slowest run": f"{max(timings):.1f} ms",
-    }
+IDENTIFY_HOW = "in process: storage.store, then the enqueued tasks run in order"
+
+
+def identify_once(size, run):
+    """ms from an identify's ingestion to it and its LINKED anonymous calls delivered (the
+    anonymous calls stored and left waiting first, untimed)."""
+    visitor = f"bench-visitor-{size}-{run}"
+    support.store_calls([anonymous_message(visitor, n) for n in range(LINKED)])
+    drain()
+    pks = waiting_of(visitor)
+    assert len(pks) == LINKED, f"{len(pks)} of {visitor}'s calls waiting"
+    started = time.monotonic()
+    support.store_calls([identify_message(visitor, f"bench-identified-{size}-{run}")])
+    drain()
+    elapsed = (time.monotonic() - started) * 1000
+    assert delivered_of(visitor) == LINKED + 1, f"{visitor}: {delivered_of(visitor)} delivered"
+    return elapsed
 
 
 def anonymous_message(visitor, n):
@@ -201,52 +252,10 @@ def delivered_of(visitor):
     return Delivery.objects.filter(anonymous_id=visitor, state=State.DELIVERED).count()
 
 
-# -- 2. the sweeper's pass ---------------------------------------------------------------------
-
-
-def sweep_pass():
-    from forwarding.delivery import sweeper
-
-    sweeper.sweep()  # warm-up
-    timings, counts = [], {}
-    # A pass takes a few ms: back to back, one slow moment of the machine was every run. Spread
-    # over a couple of seconds (the schedule's passes are a minute apart anyway).
-    for _ in range(PAGE_RUNS):
-        time.sleep(SWEEP_SPACING)
-        started = time.monotonic()
-        counts = sweeper.sweep()
-        timings.append((time.monotonic() - started) * 1000)
-    return round(statistics.median(timings), 1), {"slowest run": f"{max(timings):.1f} ms", "last pass": counts}
-
-
 # -- 3. the dashboard's pages --------------------------------------------------------------------
 
 
-def pages():
-    """(name, path) of bench/dashboard.py's pages, and the log of waiting calls."""
-    from django.utils import timezone
-
-    from dashboard.filters import LogFilter
-    from dashboard.queries import log_page
-    from forwarding.models import Call
-
-    paths = {
-        "log, next page": f"/admin/log/?after={log_page(LogFilter(), timezone.now()).older}",
-        "call detail": f"/admin/calls/{Call.objects.order_by('-id').values_list('id', flat=True).first()}/",
-    }
-    return [(name, path or paths[name]) for name, path, _ in [*PAGES, WAITING_PAGE]]
-
-
-def machine_speed():
-    """The fastest of 5 runs of a fixed pure-Python loop, in ms, just before the pages: not the
-    relay's, the machine's. On a shared machine it drifts between sizes, and the pages' ratios
-    with it; the figure shows by how much."""
-    best = float("inf")
-    for _ in range(5):
-        started = time.perf_counter()
-        sum(n * n for n in range(200_000))
-        best = min(best, time.perf_counter() - started)
-    return round(best * 1000, 2)
+PAGE_NAMES = [name for name, *_ in [*PAGES, WAITING_PAGE]]
 
 
 # -- 4. the expiry ---------------------------------------------------------------------------------
@@ -391,21 +400,10 @@ def size_figures(measured, first, size):
     rate, seed_notes = measured["seed"]
     figures = [support.Figure(f"seed_calls --waiting-anonymous @{at}", rate, "calls/s", notes=seed_notes)]
     timed = [("identify releasing 5 anonymous calls", "identify"), ("sweeper pass", "sweep")]
-    timed += [(f"page: {name}", name) for name, _ in pages()]
+    timed += [(f"page: {name}", name) for name in PAGE_NAMES]
     for title, key in timed:
         value, notes = measured[key]
         figures.append(growth(f"{title} @{at}", value, "ms", first[key][0] if baseline else None, first_label, notes))
-    figures.append(
-        support.Figure(
-            f"machine speed: a fixed Python loop, before the pages @{at}",
-            measured["machine"],
-            "ms",
-            f"the same @{first_label}" if baseline else "",
-            first["machine"] if baseline else None,
-            support.ratio(measured["machine"], first["machine"]) if baseline else None,
-            notes={"what": "not the relay's: the pages' ratios drift with it"},
-        )
-    )
     expiry_now, expiry_first = measured["expiry"], first["expiry"]
     figures.append(
         support.Figure(

@@ -76,13 +76,14 @@ def main():
 
 
 class PageServer:
-    """This script with --serve in a process of its own, on its own database: it seeds `size`
-    calls, then times the pages it is asked for, one request each."""
+    """A bench script (this one unless `script`) with `--serve size *args` in a process of its own,
+    on its own database: it seeds `size` calls, then times what it is asked for, one request
+    each, and answers each on a line that starts with PROTOCOL."""
 
-    def __init__(self, backend, size):
+    def __init__(self, backend, size, script=__file__, args=()):
         self.backend, self.size = backend, size
         env = support.child_env(backend)
-        args = [sys.executable, os.path.abspath(__file__), "--serve", str(size)]
+        args = [sys.executable, os.path.abspath(script), "--serve", str(size), *args]
         self.process = subprocess.Popen(args, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def __enter__(self):
@@ -114,10 +115,10 @@ class PageServer:
         raise RuntimeError(f"the page server @{label(self.size)} exited ({self.process.wait()})")
 
 
-def paired_timings(servers, names):
-    """{size: {page name: [ms of each run]}}: every page once at every size in turn, RUNS times."""
+def paired_timings(servers, names, runs=RUNS):
+    """{size: {name: [ms of each run]}}: everything named once at every size in turn, `runs` times."""
     timings = {server.size: {name: [] for name in names} for server in servers}
-    for run in range(RUNS):
+    for run in range(runs):
         for name in names:
             for server in servers if run % 2 == 0 else servers[::-1]:
                 timings[server.size][name].append(server.ask(time=name)["ms"])
@@ -152,13 +153,10 @@ def page_figures(server, timings, first, first_timings):
 def serve(size):
     """The page server's side (see PageServer): seed, warm every page up, then answer each request
     ({"time": page name} or {"queries": page name}) with one line."""
-    import django
-    from django.core.management import call_command
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    django.setup()
-    call_command("migrate", interactive=False, verbosity=0)
+    support.setup_served_django()
     rate = seed(size)
     client = viewer_client()
     paths = page_paths()
@@ -216,30 +214,6 @@ def seed(count):
     rate = count / (time.monotonic() - started)
     gc.collect()  # the pages are timed in this process: not with the seeding's garbage
     return rate
-
-
-def time_pages(client, paths, runs=RUNS):
-    """{path: (median ms, every run's ms, the queries of one more request)} of pages, each after a
-    warm-up, their runs taken in turns (each page once, then each again):
-    a slow few seconds of a shared machine then fall on one run of many pages, not on every run
-    of one page, and the medians keep out of them."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    for path in paths:
-        assert client.get(path, secure=True).status_code == 200, path
-    timings = {path: [] for path in paths}
-    for _ in range(runs):
-        for path in paths:
-            started = time.monotonic()
-            client.get(path, secure=True)
-            timings[path].append((time.monotonic() - started) * 1000)
-    timed = {}
-    for path in paths:
-        with CaptureQueriesContext(connection) as captured:
-            client.get(path, secure=True)
-        timed[path] = (round(statistics.median(timings[path]), 1), timings[path], captured)
-    return timed
 
 
 def label(size):

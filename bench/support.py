@@ -131,6 +131,12 @@ def setup_django(backend):
     os.environ.update(child_env(backend))
     if not backend.redis_url:
         os.environ.pop("REDIS_URL", None)
+    setup_served_django()
+
+
+def setup_served_django():
+    """Set Django up and migrate, in a process whose environment is already `child_env`'s (a
+    bench's server process, or this one after setup_django)."""
     import logging
 
     import django
