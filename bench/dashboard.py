@@ -173,7 +173,7 @@ def serve(size):
         else:
             with CaptureQueriesContext(connection) as captured:
                 client.get(paths[request["queries"]], secure=True)
-            counts = [q for q in captured if "COUNT(" in q["sql"].upper() and 'FROM "forwarding_call"' in q["sql"]]
+            counts = support.counts_of_calls(captured)
             reply({"queries": len(captured), "counts of calls": len(counts)})
 
 

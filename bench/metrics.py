@@ -163,7 +163,7 @@ def measure_scrape(client, size_label, baseline=None, baseline_label=""):
     if os.environ.get("BENCH_METRICS_VERBOSE"):
         for q in captured:
             print(f"    {q['time']} s  {q['sql'][:150]}")
-    counts = [q for q in captured if "COUNT(" in q["sql"].upper() and 'FROM "forwarding_call"' in q["sql"]]
+    counts = support.counts_of_calls(captured)
     median = round(statistics.median(timings), 1)
     return support.page_figure(
         f"/metrics scrape @{size_label}",

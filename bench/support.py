@@ -525,6 +525,30 @@ def count_queries(action, redis_url=""):
     return counts
 
 
+def counts_of_calls(captured):
+    """The captured statements that COUNT rows of the calls' table: a COUNT whose SQL reads
+    forwarding_call outside an EXISTS probe (a probe of one call by key, under a count of
+    deliveries, reads no more calls as they grow)."""
+    return [
+        query
+        for query in captured
+        if "COUNT(" in query["sql"].upper() and 'FROM "forwarding_call"' in unprobed(query["sql"])
+    ]
+
+
+def unprobed(sql):
+    """`sql` without its EXISTS (...) subqueries."""
+    while match := re.search(r"EXISTS\s*\(", sql, re.IGNORECASE):
+        depth, end = 0, match.end() - 1
+        while True:
+            depth += {"(": 1, ")": -1}.get(sql[end], 0)
+            if depth == 0 or end == len(sql) - 1:
+                break
+            end += 1
+        sql = sql[: match.start()] + sql[end + 1 :]
+    return sql
+
+
 def statement_kind(sql):
     """'UPDATE forwarding_delivery' from a statement (one executemany counts as one)."""
     words = re.sub(r"^\d+ times: ", "", sql).replace('"', " ").split()
