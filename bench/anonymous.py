@@ -53,12 +53,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import support  # noqa: E402
 from bench.dashboard import (  # noqa: E402
     PAGES,
-    PROTOCOL,
     PageServer,
+    answer_page,
+    elapsed_ms,
     label,
     page_paths,
     paired_timings,
+    reply,
     viewer_client,
+    warm_pages,
 )
 
 SIZES = [int(size) for size in os.environ.get("BENCH_ANONYMOUS_SIZES", "1000,1000000").split(",")]
@@ -110,9 +113,6 @@ def serve(size, sandbox):
     says, then one answer a request: {"time": "identify" | "sweep" | page name}, {"queries": page
     name}, {"expiry": true}."""
     support.setup_served_django()
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     from forwarding.delivery import sweeper
     from forwarding.models import Delivery, State
 
@@ -131,28 +131,18 @@ def serve(size, sandbox):
     runs = itertools.count()
     identify_once(size, next(runs))  # warm-ups
     sweeper.sweep()
-    for path in paths.values():
-        assert client.get(path, secure=True).status_code == 200, path
-    reply = lambda answer: print(PROTOCOL + json.dumps(answer), flush=True)  # noqa: E731
+    warm_pages(client, paths)
     reply({"rate": rate, "waiting": waiting, "expiry": first_expiry})
     for line in sys.stdin:
         request = json.loads(line)
         if request.get("time") == "identify":
             reply({"ms": identify_once(size, next(runs))})
         elif request.get("time") == "sweep":
-            started = time.monotonic()
-            sweeper.sweep()
-            reply({"ms": (time.monotonic() - started) * 1000})
-        elif "time" in request:
-            started = time.monotonic()
-            client.get(paths[request["time"]], secure=True)
-            reply({"ms": (time.monotonic() - started) * 1000})
-        elif "queries" in request:
-            with CaptureQueriesContext(connection) as captured:
-                client.get(paths[request["queries"]], secure=True)
-            reply({"queries": len(captured)})
-        else:
+            reply({"ms": elapsed_ms(sweeper.sweep)})
+        elif "expiry" in request:
             reply(expiry())
+        else:
+            reply(answer_page(client, paths, request))
 
 
 def seed(count, *options, rng_seed=None):

@@ -153,28 +153,44 @@ def page_figures(server, timings, first, first_timings):
 def serve(size):
     """The page server's side (see PageServer): seed, warm every page up, then answer each request
     ({"time": page name} or {"queries": page name}) with one line."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     support.setup_served_django()
     rate = seed(size)
     client = viewer_client()
     paths = page_paths()
-    for path in paths.values():
-        assert client.get(path, secure=True).status_code == 200, path
-    reply = lambda answer: print(PROTOCOL + json.dumps(answer), flush=True)  # noqa: E731
+    warm_pages(client, paths)
     reply({"rate": rate})
     for line in sys.stdin:
-        request = json.loads(line)
-        if "time" in request:
-            started = time.monotonic()
-            client.get(paths[request["time"]], secure=True)
-            reply({"ms": (time.monotonic() - started) * 1000})
-        else:
-            with CaptureQueriesContext(connection) as captured:
-                client.get(paths[request["queries"]], secure=True)
-            counts = support.counts_of_calls(captured)
-            reply({"queries": len(captured), "counts of calls": len(counts)})
+        reply(answer_page(client, paths, json.loads(line)))
+
+
+def reply(answer):
+    """One line of a size's server to its PageServer."""
+    print(PROTOCOL + json.dumps(answer), flush=True)
+
+
+def warm_pages(client, paths):
+    for path in paths.values():
+        assert client.get(path, secure=True).status_code == 200, path
+
+
+def answer_page(client, paths, request):
+    """A size's server's answer to {"time": page name} (ms of one request) or {"queries": page
+    name} (its statements, and those that COUNT calls)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if "time" in request:
+        return {"ms": elapsed_ms(client.get, paths[request["time"]], secure=True)}
+    with CaptureQueriesContext(connection) as captured:
+        client.get(paths[request["queries"]], secure=True)
+    return {"queries": len(captured), "counts of calls": len(support.counts_of_calls(captured))}
+
+
+def elapsed_ms(action, *args, **kwargs):
+    """Milliseconds `action(*args, **kwargs)` took."""
+    started = time.monotonic()
+    action(*args, **kwargs)
+    return (time.monotonic() - started) * 1000
 
 
 def page_paths():

@@ -45,7 +45,7 @@ def take(source, now=None):
     if allowed is None:
         allowed = _take_in_database(source, limit, start)
     if not allowed:
-        _refuse(limit, seconds, start, now)
+        _refuse(now)
 
 
 def admit(source):
@@ -57,20 +57,19 @@ def admit(source):
     """
     if settings.RELAY_INGEST_RATE_LIMIT is None or settings.REDIS_URL or connection.vendor != "sqlite":
         take(source)
-        return Admission(None, None, None)
+        return Admission(None, None)
     limit, seconds = settings.RELAY_INGEST_RATE_LIMIT
     now = timezone.now()
-    start = window_start(now, seconds)
-    if _requests_in(source, start) >= limit:
-        _refuse(limit, seconds, start, now)
-    return Admission(source, now, start)
+    if _requests_in(source, window_start(now, seconds)) >= limit:
+        _refuse(now)
+    return Admission(source, now)
 
 
 class Admission:
     """A request let in by `admit`: counted already, or to be counted by `settle`."""
 
-    def __init__(self, source, now, start):
-        self.source, self.now, self.start = source, now, start
+    def __init__(self, source, now):
+        self.source, self.now = source, now
         self.pending = source is not None
 
     def settle(self):
@@ -79,8 +78,8 @@ class Admission:
             return
         self.pending = False
         limit, seconds = settings.RELAY_INGEST_RATE_LIMIT
-        if not _take_in_database(self.source, limit, self.start):
-            _refuse(limit, seconds, self.start, self.now)
+        if not _take_in_database(self.source, limit, window_start(self.now, seconds)):
+            _refuse(self.now)
 
     def rolled_back(self):
         """The transaction that settled it was rolled back, and its count with it."""
@@ -96,8 +95,10 @@ class Admission:
             logger.warning("ingestion rate limit: the database did not count a request answered early")
 
 
-def _refuse(limit, seconds, start, now):
-    retry_after = max(1, math.ceil((start + timedelta(seconds=seconds) - now).total_seconds()))
+def _refuse(now):
+    """The 429 of a request at `now`, whose window is full."""
+    limit, seconds = settings.RELAY_INGEST_RATE_LIMIT
+    retry_after = max(1, math.ceil((window_start(now, seconds) + timedelta(seconds=seconds) - now).total_seconds()))
     raise rate_limited(
         f"This write key sent more than {limit} requests in {seconds} s; retry after {retry_after} s.", retry_after
     )

@@ -61,9 +61,9 @@ class IngestionView(APIView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         admission = getattr(request, "admission", None)
-        if admission is not None and admission.pending:
+        if admission is not None:
             # Answered before its calls were stored (a 400, say): it still counts against the limit.
-            admission.settle_quietly()
+            admission.settle_quietly()  # nothing when it was counted already
         response = super().finalize_response(request, response, *args, **kwargs)
         return add_cors_headers(request, response)
 
