@@ -1,6 +1,7 @@
 """Test settings: Q_CLUSTER is read at import time, so tests get their own module."""
 
 import os
+import sys
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "false")
@@ -22,7 +23,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Commits do not wait for the WAL to reach the disk, as the SQLite tests' synchronous=NORMAL
     # does not: on a machine with a slow disk every commit's flush made the PostgreSQL run several
     # times slower than the SQLite one (a crash of the test server itself is not what tests test).
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c synchronous_commit=off"
+    # No statement waits more than a minute for a lock: a test that would is stopped with the
+    # sessions that held it in its report (tests/lock_waits.py), not by pytest-timeout minutes later.
+    # Each session is named after the process that opened it (pytest, qcluster, gunicorn…).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        options="-c synchronous_commit=off -c lock_timeout=60s",
+        application_name=f"{os.path.basename(sys.argv[0])[:40]}-{os.getpid()}",
+    )
 
 # WhiteNoise warns on every request when STATIC_ROOT is missing (tests do not collect static).
 (BASE_DIR / "var" / "static").mkdir(parents=True, exist_ok=True)

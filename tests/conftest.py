@@ -9,7 +9,7 @@ from forwarding import intercom
 from forwarding.delivery import sweeper
 from forwarding.models import Source
 from forwarding.sandbox.testing import running_sandbox
-from tests import processes
+from tests import lock_waits, processes
 from tests.processes import Cluster, kill_stale_clusters, relay_env
 
 _real_connect = socket.socket.connect
@@ -25,6 +25,14 @@ def _loopback_only(self, address):
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test stopped by PostgreSQL's lock timeout reports the sessions that held the lock."""
+    outcome = yield
+    if call.excinfo is not None and lock_waits.stopped_by_lock_timeout(call.excinfo.value):
+        outcome.get_result().sections.append(("PostgreSQL sessions at the lock timeout", lock_waits.sessions()))
 
 
 @pytest.fixture
