@@ -12,3 +12,10 @@ class DashboardConfig(AppConfig):
     name = "dashboard"
     label = "dashboard"
     verbose_name = "Dashboard"
+
+    def ready(self):
+        from django.db.models.signals import post_migrate
+
+        from dashboard.roles import sync_roles
+
+        post_migrate.connect(sync_roles, sender=self)

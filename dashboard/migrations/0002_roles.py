@@ -1,32 +1,8 @@
-"""The two roles of the dashboard (docs/architecture.md, "Dashboard"): Viewers see everything, Operators also resend,
-archive, rename and release (the `forwarding.operate` permission). Users must be staff as well."""
+"""The two roles of the dashboard (dashboard/roles.py): Viewers see everything, Operators also act."""
 
 from django.db import migrations
 
-VIEWERS = "Viewers"
-OPERATORS = "Operators"
-APPS = ("forwarding", "dashboard")
-
-
-def create_roles(apps, schema_editor):
-    from django.contrib.auth.management import create_permissions
-
-    # Permissions are normally created after migrate (post_migrate); the groups need them now.
-    for label in APPS:
-        config = apps.get_app_config(label)
-        previous, config.models_module = getattr(config, "models_module", None), True
-        try:
-            create_permissions(config, verbosity=0, apps=apps)
-        finally:
-            config.models_module = previous
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    view = list(Permission.objects.filter(content_type__app_label__in=APPS, codename__startswith="view_"))
-    operate = Permission.objects.get(content_type__app_label="forwarding", codename="operate")
-    viewers, _ = Group.objects.get_or_create(name=VIEWERS)
-    viewers.permissions.add(*view)
-    operators, _ = Group.objects.get_or_create(name=OPERATORS)
-    operators.permissions.add(*view, operate)
+from dashboard.roles import OPERATORS, VIEWERS, create_roles
 
 
 def remove_roles(apps, schema_editor):

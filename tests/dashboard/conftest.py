@@ -1,7 +1,6 @@
 """Dashboard fixtures: users in each role, and calls with their deliveries, attempts and exchanges
 built in code."""
 
-import importlib
 from datetime import timedelta
 from itertools import count
 
@@ -12,6 +11,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from dashboard import roles
 from forwarding.event_names import key_of
 from forwarding.models import Attempt, Call, CallType, Delivery, Exchange, Source
 
@@ -19,10 +19,9 @@ PASSWORD = "a-dashboard-test-password"
 
 
 def ensure_roles():
-    """The Viewers and Operators groups, made by the roles migration's own code. A transactional
-    test's flush empties the tables, so tests make sure they exist (a no-op when they do)."""
-    migration = importlib.import_module("dashboard.migrations.0002_roles")
-    migration.create_roles(apps, None)
+    """The Viewers and Operators groups (dashboard.roles). `migrate`, and a transactional test's
+    flush, leave them in place; tests make sure they exist all the same (a no-op when they do)."""
+    roles.create_roles(apps)
 
 
 def make_user(username, group=None, **flags):

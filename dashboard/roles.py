@@ -1,0 +1,45 @@
+"""The dashboard's two roles (docs/architecture.md, "Dashboard"): Viewers see everything, Operators
+also resend, archive, rename and release (the `forwarding.operate` permission). Users must be staff
+as well.
+
+Migration 0002 created them; after every `migrate` (post_migrate) they are brought in step with
+the models as they stand, so that a model added later is viewable by both roles on every install,
+not only on those whose database was created after it."""
+
+from django.apps import apps as global_apps
+
+VIEWERS = "Viewers"
+OPERATORS = "Operators"
+APPS = ("forwarding", "dashboard")
+
+
+def create_roles(apps, schema_editor=None):
+    """The two groups, with every view permission of the relay's apps in `apps` (a migration's
+    historical models, or the project's); a no-op when they have them already."""
+    from django.contrib.auth.management import create_permissions
+
+    try:
+        Group = apps.get_model("auth", "Group")
+        Permission = apps.get_model("auth", "Permission")
+    except LookupError:
+        return  # auth is not migrated (yet)
+    # Permissions are normally created after migrate (post_migrate); the groups need them now.
+    for label in APPS:
+        config = apps.get_app_config(label)
+        previous, config.models_module = getattr(config, "models_module", None), True
+        try:
+            create_permissions(config, verbosity=0, apps=apps)
+        finally:
+            config.models_module = previous
+    view = list(Permission.objects.filter(content_type__app_label__in=APPS, codename__startswith="view_"))
+    operate = list(Permission.objects.filter(content_type__app_label="forwarding", codename="operate"))
+    viewers, _ = Group.objects.get_or_create(name=VIEWERS)
+    viewers.permissions.add(*view)
+    operators, _ = Group.objects.get_or_create(name=OPERATORS)
+    operators.permissions.add(*view, *operate)
+
+
+def sync_roles(sender, apps=global_apps, **kwargs):
+    """post_migrate: the roles hold the view permission of every model the migration left (a
+    flush sends it too, without `apps`: the project's models)."""
+    create_roles(apps)
