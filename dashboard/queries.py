@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import EmptyResultSet, ObjectDoesNotExist
 from django.db import connection
 from django.db.models import (
     BooleanField,
@@ -461,7 +461,10 @@ def _merged_by_state(queryset, order, limit):
     parts, params = [], []
     for number, state in enumerate(State.values):
         part = queryset.filter(state=state).order_by(*order).values_list("pk", order[0].lstrip("-"))[:limit]
-        sql, part_params = part.query.sql_with_params()
+        compiled = sql_of(part)
+        if compiled is None:
+            return []  # the filter matches nothing, whatever the state
+        sql, part_params = compiled
         parts.append(f"SELECT * FROM ({sql}) AS part_{number}")
         params.extend(part_params)
     direction = "DESC" if order[0].startswith("-") else "ASC"
@@ -471,6 +474,16 @@ def _merged_by_state(queryset, order, limit):
         pks = [row[0] for row in cursor.fetchall()]
     rows = {d.pk: d for d in queryset.model.objects.filter(pk__in=pks).select_related("call", "call__source")}
     return [rows[pk] for pk in pks if pk in rows]
+
+
+def sql_of(queryset):
+    """A queryset's SQL and parameters, to be wrapped in a statement of our own; None when Django
+    knows it matches nothing and builds no SQL (a filter on a value its column cannot hold: a
+    source id past PostgreSQL's 32-bit integer, say)."""
+    try:
+        return queryset.query.sql_with_params()
+    except EmptyResultSet:
+        return None
 
 
 def _row(item, driver):
@@ -534,10 +547,14 @@ def bulk_preview(log_filter, now, upto=None, exact=False):
     matched = queryset.annotate(gone=gone).values_list("state", "gone")
     if cap is not None:
         matched = matched[: cap + 1]
-    sql, params = matched.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT state, COUNT(*), SUM(gone) FROM ({sql}) matched GROUP BY state", params)
-        rows = cursor.fetchall()
+    compiled = sql_of(matched)
+    rows = []
+    if compiled is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT state, COUNT(*), SUM(gone) FROM ({compiled[0]}) matched GROUP BY state", compiled[1]
+            )
+            rows = cursor.fetchall()
     by_state = {state: n for state, n, _ in rows}
     capped = cap is not None and sum(by_state.values()) > cap
     return Preview(by_state, sum(gone for *_, gone in rows), capped)

@@ -107,6 +107,16 @@ def test_bad_filters_are_a_400_naming_them(viewer_api, params, problem):
         assert problem in response.json()["message"]
 
 
+def test_a_source_id_past_a_32_bit_integer_is_an_empty_page(viewer_api, calls):
+    # PostgreSQL's source ids are 32-bit: Django builds no SQL for the filter (once a 500).
+    calls(state="failed")
+    for params in ({"event": "Signed Up"}, {"user": "u1"}, {}):
+        for path in ("calls/", "deliveries/"):
+            response = viewer_api.get(path, {**params, "source": str(2**31 + 7)})
+            assert response.status_code == 200, (path, params)
+            assert response.json()["results"] == []
+
+
 def test_deliveries_list_the_same_pages_with_their_call(viewer_api, calls):
     made = [calls(state="failed") for _ in range(3)]
     body = viewer_api.get("deliveries/", {"state": "failed", "limit": 2}).json()
