@@ -548,13 +548,12 @@ def bulk_preview(log_filter, now, upto=None, exact=False):
     if cap is not None:
         matched = matched[: cap + 1]
     compiled = sql_of(matched)
-    rows = []
-    if compiled is not None:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT state, COUNT(*), SUM(gone) FROM ({compiled[0]}) matched GROUP BY state", compiled[1]
-            )
-            rows = cursor.fetchall()
+    if compiled is None:
+        return Preview({}, 0, False)
+    sql, params = compiled
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT state, COUNT(*), SUM(gone) FROM ({sql}) matched GROUP BY state", params)
+        rows = cursor.fetchall()
     by_state = {state: n for state, n, _ in rows}
     capped = cap is not None and sum(by_state.values()) > cap
     return Preview(by_state, sum(gone for *_, gone in rows), capped)

@@ -7,10 +7,13 @@ the models as they stand, so that a model added later is viewable by both roles 
 not only on those whose database was created after it."""
 
 from django.apps import apps as global_apps
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.migrations.recorder import MigrationRecorder
 
 VIEWERS = "Viewers"
 OPERATORS = "Operators"
 APPS = ("forwarding", "dashboard")
+ROLES_MIGRATION = ("dashboard", "0002_roles")
 
 
 def create_roles(apps, schema_editor=None):
@@ -39,7 +42,9 @@ def create_roles(apps, schema_editor=None):
     operators.permissions.add(*view, *operate)
 
 
-def sync_roles(sender, apps=global_apps, **kwargs):
+def sync_roles(sender, apps=global_apps, using=DEFAULT_DB_ALIAS, **kwargs):
     """post_migrate: the roles hold the view permission of every model the migration left (a
-    flush sends it too, without `apps`: the project's models)."""
-    create_roles(apps)
+    flush sends it too, without `apps`: the project's models). Not when the database was migrated
+    back past the roles' migration: that removed them."""
+    if ROLES_MIGRATION in MigrationRecorder(connections[using]).applied_migrations():
+        create_roles(apps)

@@ -61,3 +61,12 @@ def test_a_users_permissions_come_from_the_group(viewer, operator):
     viewer, operator = User.objects.get(pk=viewer.pk), User.objects.get(pk=operator.pk)
     assert viewer.has_perm("forwarding.view_delivery") and not viewer.has_perm("forwarding.operate")
     assert operator.has_perm("forwarding.operate")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrating_back_past_the_roles_migration_removes_them_and_forward_brings_them_back():
+    call_command("migrate", "dashboard", "0001", verbosity=0)
+    assert not Group.objects.filter(name__in=["Viewers", "Operators"]).exists()
+    call_command("migrate", "dashboard", verbosity=0)
+    assert codenames("Viewers") == view_permissions()
+    assert codenames("Operators") == view_permissions() | {"forwarding.operate"}
