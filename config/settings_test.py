@@ -25,9 +25,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # times slower than the SQLite one (a crash of the test server itself is not what tests test).
     # No statement waits more than a minute for a lock: a test that would is stopped with the
     # sessions that held it in its report (tests/lock_waits.py), not by pytest-timeout minutes later.
+    # A statement whose client is gone (a test stopped by pytest-timeout, a killed worker) is
+    # stopped within seconds, not left to run on holding its locks while the next tests wait.
     # Each session is named after the process that opened it (pytest, qcluster, gunicorn…).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        options="-c synchronous_commit=off -c lock_timeout=60s",
+        options="-c synchronous_commit=off -c lock_timeout=60s -c client_connection_check_interval=2s",
         application_name=f"{os.path.basename(sys.argv[0])[:40]}-{os.getpid()}",
     )
 

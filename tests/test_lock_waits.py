@@ -1,13 +1,16 @@
 """On PostgreSQL a test's statement waits a minute at most for a lock, and the report of a test it
-stops names the session that held the lock, and the process that opened it (tests/lock_waits.py)."""
+stops names the session that held the lock, and the process that opened it (tests/lock_waits.py);
+a statement whose client is gone is stopped within seconds, and lets go of its locks."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 from django.db import OperationalError, connection, transaction
 
 from forwarding.models import Delivery, State
-from tests import lock_waits
+from tests import lock_waits, processes
 from tests.forwarding.locks import Holder
 
 pytestmark = [
@@ -20,6 +23,38 @@ def test_the_test_database_waits_a_minute_at_most_for_a_lock():
     with connection.cursor() as cursor:
         cursor.execute("SHOW lock_timeout")
         assert cursor.fetchone()[0] == "1min"
+
+
+def test_a_statement_whose_client_was_killed_stops_within_seconds():
+    sleeper = subprocess.Popen(
+        [sys.executable, "-c", SLEEPER], cwd=processes.ROOT, env=processes.relay_env(), stdout=subprocess.PIPE
+    )
+    name = f"-c-{sleeper.pid}"  # the application_name of its session: "-c" is its sys.argv[0]
+    try:
+        assert sleeper.stdout.readline() == b"connected\n"
+        processes.wait_until(lambda: sessions_named(name) == ["active"], timeout=10, message="the sleep runs")
+    finally:
+        sleeper.kill()
+        sleeper.wait(10)
+        sleeper.stdout.close()
+    # Within 15 s, not the 60 s of its sleep.
+    processes.wait_until(lambda: sessions_named(name) == [], timeout=15, message="the session ends")
+
+
+SLEEPER = """
+import django
+django.setup()
+from django.db import connection
+connection.ensure_connection()
+print("connected", flush=True)
+connection.cursor().execute("SELECT pg_sleep(60)")
+"""
+
+
+def sessions_named(suffix):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT state FROM pg_stat_activity WHERE application_name LIKE %s", [f"%{suffix}"])
+        return [state for (state,) in cursor.fetchall()]
 
 
 def test_a_statement_stopped_by_the_lock_timeout_names_the_session_that_held_the_lock(make_call):
