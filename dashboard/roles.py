@@ -17,16 +17,10 @@ ROLES_MIGRATION = ("dashboard", "0002_roles")
 
 
 def create_roles(apps, schema_editor=None):
-    """The two groups, with every view permission of the relay's apps in `apps` (a migration's
-    historical models, or the project's); a no-op when they have them already."""
+    """Migration 0002: the relay's permissions, which Django creates only after a migrate, then
+    the two groups (see `grant`)."""
     from django.contrib.auth.management import create_permissions
 
-    try:
-        Group = apps.get_model("auth", "Group")
-        Permission = apps.get_model("auth", "Permission")
-    except LookupError:
-        return  # auth is not migrated (yet)
-    # Permissions are normally created after migrate (post_migrate); the groups need them now.
     for label in APPS:
         config = apps.get_app_config(label)
         previous, config.models_module = getattr(config, "models_module", None), True
@@ -34,6 +28,14 @@ def create_roles(apps, schema_editor=None):
             create_permissions(config, verbosity=0, apps=apps)
         finally:
             config.models_module = previous
+    grant(apps)
+
+
+def grant(apps):
+    """The two groups, with every view permission of the relay's apps in `apps` (a migration's
+    historical models, or the project's); a no-op when they have them already."""
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
     view = list(Permission.objects.filter(content_type__app_label__in=APPS, codename__startswith="view_"))
     operate = list(Permission.objects.filter(content_type__app_label="forwarding", codename="operate"))
     viewers, _ = Group.objects.get_or_create(name=VIEWERS)
@@ -44,7 +46,8 @@ def create_roles(apps, schema_editor=None):
 
 def sync_roles(sender, apps=global_apps, using=DEFAULT_DB_ALIAS, **kwargs):
     """post_migrate: the roles hold the view permission of every model the migration left (a
-    flush sends it too, without `apps`: the project's models). Not when the database was migrated
-    back past the roles' migration: that removed them."""
+    flush sends it too, without `apps`: the project's models). Django's own handler, connected
+    before this one (auth precedes the relay's apps), has created those permissions already.
+    Not when the database was migrated back past the roles' migration: that removed them."""
     if ROLES_MIGRATION in MigrationRecorder(connections[using]).applied_migrations():
-        create_roles(apps)
+        grant(apps)

@@ -7,7 +7,7 @@ each one's state, what it waits for, which sessions block it, the tables it hold
 and its last statement."""
 
 import psycopg
-from django.db import connection
+from django.db import DatabaseError, connection
 
 SESSIONS = """
 SELECT a.pid, a.application_name, a.state, a.wait_event_type || ':' || a.wait_event,
@@ -32,19 +32,14 @@ def stopped_by_lock_timeout(exc):
 
 def sessions():
     """The other sessions of the test database, one line each, read over a connection of its own."""
-    s = connection.settings_dict
+    other = connection.copy()
     try:
-        with psycopg.connect(
-            dbname=s["NAME"],
-            user=s["USER"],
-            password=s["PASSWORD"],
-            host=s["HOST"] or "127.0.0.1",
-            port=s["PORT"] or 5432,
-            connect_timeout=5,
-            autocommit=True,
-        ) as other:
-            rows = other.execute(SESSIONS).fetchall()
-    except psycopg.Error as exc:
+        with other.cursor() as cursor:
+            cursor.execute(SESSIONS)
+            rows = cursor.fetchall()
+    except DatabaseError as exc:
         return f"could not read pg_stat_activity: {exc}"
+    finally:
+        other.close()
     columns = "pid | application | state | waiting for | blocked by | transaction age | tables locked | statement"
     return "\n".join([columns, *(" | ".join(str(value) for value in row) for row in rows)])

@@ -19,13 +19,12 @@ PASSWORD = "a-dashboard-test-password"
 
 
 def ensure_roles():
-    """The Viewers and Operators groups (dashboard.roles). `migrate`, and a transactional test's
-    flush, leave them in place; tests make sure they exist all the same (a no-op when they do)."""
+    """The Viewers and Operators groups, made by dashboard.roles (a no-op: `migrate`, and each
+    transactional test's flush, leave them in place; the roles' own tests run it again)."""
     roles.create_roles(apps)
 
 
 def make_user(username, group=None, **flags):
-    ensure_roles()
     user = User.objects.create_user(username, f"{username}@example.com", PASSWORD, is_staff=True, **flags)
     if group:
         user.groups.add(Group.objects.get(name=group))

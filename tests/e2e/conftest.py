@@ -7,8 +7,6 @@ import pytest
 from django.contrib.auth.models import Group, User
 from segment.analytics import Client
 
-from tests.dashboard.conftest import ensure_roles
-
 CHROMIUM = os.environ.get("RELAY_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -47,7 +45,7 @@ def page(browser):
 
 
 def make_user(username, group_name=None, superuser=False):
-    """A staff user in the given role group (created by the roles migration)."""
+    """A staff user in the given role group (dashboard.roles: every flush leaves the groups in place)."""
     user = User.objects.create_user(username, f"{username}@example.com", PASSWORD, is_staff=True)
     if superuser:
         user.is_superuser = True
@@ -73,12 +71,6 @@ def operator(transactional_db):
 @pytest.fixture
 def viewer(transactional_db):
     return make_user("victor-viewer", "Viewers")
-
-
-@pytest.fixture(autouse=True)
-def roles(transactional_db):
-    """The role groups (the roles migration's; a transactional flush removes them)."""
-    ensure_roles()
 
 
 @pytest.fixture

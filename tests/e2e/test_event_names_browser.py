@@ -15,7 +15,6 @@ from segment.analytics import Client
 from forwarding import event_names
 from forwarding.models import Delivery, EventName, NameStatus, Rule, State
 from forwarding.transformations import store
-from tests.dashboard.conftest import ensure_roles
 from tests.e2e.conftest import log_in
 from tests.processes import wait_until
 
@@ -27,10 +26,8 @@ SCREENSHOT = "/tmp/event-names-operator.png"
 
 
 @pytest.fixture(autouse=True)
-def roles(transactional_db, settings):
-    """The role groups (the roles migration's; a transactional flush removes them) and the limit
-    this process enforces, the same as the worker's."""
-    ensure_roles()
+def limit(transactional_db, settings):
+    """The limit this process enforces, the same as the worker's."""
     settings.INTERCOM_EVENT_NAME_LIMIT = LIMIT
 
 
