@@ -198,7 +198,7 @@ def page_paths():
     from django.utils import timezone
 
     from dashboard.filters import LogFilter
-    from dashboard.queries import log_page
+    from dashboard.queries.log import log_page
     from forwarding.models import Call
 
     found = {

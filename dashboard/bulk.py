@@ -10,9 +10,9 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from dashboard import queries
 from dashboard.filters import LogFilter
 from dashboard.models import BulkResend, JobStatus
+from dashboard.queries import log, resends
 from forwarding.delivery import queue
 from forwarding.models import State, Trigger
 
@@ -28,13 +28,13 @@ def create(log_filter, user=None, now=None):
     """A queued job for what `log_filter` matches now (calls arriving later are left out)."""
     now = now or timezone.now()
     resolved = log_filter.resolved(now)
-    bound = queries.snapshot_bound() or (now, 0)
+    bound = resends.snapshot_bound() or (now, 0)
     return BulkResend.objects.create(
         filters=resolved.to_dict(),
-        description=resolved.describe(queries.sources() if resolved.source is not None else None)[:500],
+        description=resolved.describe(log.sources() if resolved.source is not None else None)[:500],
         created_by=user,
         created_at=now,
-        total=queries.bulk_total(resolved, now, bound),
+        total=resends.total(resolved, now, bound),
         upto_created_at=bound[0],
         upto_pk=bound[1],
     )
@@ -83,7 +83,7 @@ def run(job_pk, budget=None, progress=None):
     while True:
         if not BulkResend.objects.filter(pk=job_pk, status=JobStatus.RUNNING).update(touched_at=timezone.now()):
             return False  # cancelled
-        chunk = queries.bulk_chunk(log_filter, job, CHUNK)
+        chunk = resends.chunk(log_filter, job, CHUNK)
         if not chunk:
             BulkResend.objects.filter(pk=job_pk, status=JobStatus.RUNNING).update(
                 status=JobStatus.DONE, finished_at=timezone.now(), lease_expires_at=None

@@ -18,7 +18,7 @@ RANGE_LABELS = {"1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days", 
 # only: int() takes "٣" but not "²", and str.isdigit() takes both.
 STATUS_PATTERN = re.compile(r"[1-5][0-9][0-9]|[1-5]xx|none")
 # A row id: ASCII digits that fit the database's 64-bit integer (a longer one matches nothing). A
-# source's id is 32-bit on PostgreSQL: past that, Django knows it matches nothing (queries.sql_of).
+# source's id is 32-bit on PostgreSQL: past that, Django knows it matches nothing (queries.log.sql_of).
 ID_PATTERN = re.compile(r"[0-9]{1,18}")
 CAUSE_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,50}")
 MAX_TEXT = 255

@@ -6,11 +6,12 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
-from dashboard import bulk, queries
+from dashboard import bulk
 from dashboard.api import filters
 from dashboard.api.base import ApiView, Conflict, Error, StrictBoolean, describe, log_action
 from dashboard.api.serializers import JobOut
 from dashboard.models import BulkResend
+from dashboard.queries import log, resends
 
 
 @extend_schema_field(filters.BODY_SCHEMA)
@@ -35,7 +36,7 @@ class PreviewOut(serializers.Serializer):
     without_payload = serializers.IntegerField(help_text="Their payload is gone: cannot be resent.")
     resendable = serializers.IntegerField()
     capped = serializers.BooleanField(
-        help_text=f"More than {queries.PREVIEW_CAP} match: the counts stop there; a started job counts them all."
+        help_text=f"More than {resends.PREVIEW_CAP} match: the counts stop there; a started job counts them all."
     )
     message = serializers.CharField()
 
@@ -65,17 +66,17 @@ class BulkResends(ApiView):
                 log_action(request, job, f"Started a bulk resend of {job.total} deliveries: {job.description}.")
                 return Response(JobOut(job).data, status=status.HTTP_201_CREATED)
             job.delete()
-        preview = queries.bulk_preview(log_filter, now)
+        preview = resends.preview(log_filter, now)
         if given["dry_run"]:
             message = f"{preview.total} deliveries match; {preview.resendable} would be made due again."
             if preview.capped:
-                message = f"More than {queries.PREVIEW_CAP} deliveries match; the job counts them all when it starts."
+                message = f"More than {resends.PREVIEW_CAP} deliveries match; the job counts them all when it starts."
         else:
             message = "Nothing to resend: no delivery matches these filters; nothing was started."
         return Response(
             {
                 "dry_run": given["dry_run"],
-                "description": log_filter.describe(queries.sources() if log_filter.source is not None else None),
+                "description": log_filter.describe(log.sources() if log_filter.source is not None else None),
                 "filters": log_filter.to_dict(),
                 "total": preview.total,
                 "by_state": preview.by_state,

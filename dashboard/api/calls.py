@@ -6,11 +6,11 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
-from dashboard import queries
 from dashboard.api import filters
 from dashboard.api.base import ApiView, Conflict, Error, describe, invalid, log_action, names
 from dashboard.api.paging import AFTER, LIMIT, limit_of, page
 from dashboard.api.serializers import CallDetailOut, CallRowOut, DeliveryOut, DeliveryRowOut
+from dashboard.queries import calls, cursors, log
 from forwarding import services
 from forwarding.models import Call, Delivery, State
 
@@ -20,13 +20,13 @@ DeliveryPage = page("DeliveryPage", DeliveryRowOut)
 
 
 def log_rows(request):
-    """(rows, next cursor) of the log's page the query asks for (dashboard.queries.log_page: one
+    """(rows, next cursor) of the log's page the query asks for (dashboard.queries.log.log_page: one
     query, read through an index, no count)."""
     log_filter = filters.from_query(request.query_params)
     after = request.query_params.get("after", "")
-    if after and queries.decode_cursor(after) is None:
+    if after and cursors.decode_cursor(after) is None:
         raise invalid(f"after: {after[:60]!r} is not a page position (use the previous page's next)")
-    found = queries.log_page(log_filter, timezone.now(), cursor=after, size=limit_of(request))
+    found = log.log_page(log_filter, timezone.now(), cursor=after, size=limit_of(request))
     return found.rows, found.older
 
 
@@ -67,7 +67,7 @@ class CallDetail(ApiView):
         responses=CallDetailOut,
     )
     def get(self, request, pk):
-        found = queries.call_with_attempts(pk)
+        found = calls.call_with_attempts(pk)
         if found is None:
             raise exceptions.NotFound(f"There is no call {pk}.")
         call, delivery, attempts = found

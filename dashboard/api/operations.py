@@ -5,9 +5,10 @@ from django.utils import timezone
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from dashboard import queries
 from dashboard.api.base import ApiView, StrictBoolean, Text, describe, invalid, log_action
 from dashboard.api.serializers import TombstoneOut
+from dashboard.queries import overview
+from dashboard.queries.attributes import attribute_usage
 from dashboard.views import users
 from dashboard.views.overview import _connection
 from forwarding import event_names, intercom
@@ -62,13 +63,13 @@ class Status(ApiView):
     @describe(summary="Backlog, Intercom connection, usage of Intercom's limits, workers", responses=StatusOut)
     def get(self, request):
         now = timezone.now()
-        backlog = queries.backlog(now)
+        backlog = overview.backlog(now)
         age = backlog.oldest_due_age(now)
         found = connection.current()
         state, headline = _connection(found)
         names = event_names.usage()
-        attributes = queries.attribute_usage(workspace.shown())
-        stall = queries.stalled_workers(now)
+        attributes = attribute_usage(workspace.shown())
+        stall = overview.stalled_workers(now)
         return Response(
             StatusOut(
                 {
@@ -93,7 +94,7 @@ class Status(ApiView):
                     "event_names": {"used": names.used, "limit": names.limit, "percent": names.percent},
                     "attributes": {"used": attributes.used, "limit": attributes.limit, "percent": attributes.percent},
                     "workers": {"stalled": stall is not None, "last_task_at": stall.since if stall else None},
-                    "last_24_hours": queries.activity(now, "hour").totals,
+                    "last_24_hours": overview.activity(now, "hour").totals,
                 }
             ).data
         )

@@ -2,7 +2,7 @@
 `?after=<cursor>` from the previous page's `next`. Never a COUNT: a page reads one more row than it
 shows to know whether there is a next one.
 
-The log's lists (calls, deliveries) use the delivery log's cursors (dashboard.queries: arrival
+The log's lists (calls, deliveries) use the delivery log's cursors (dashboard.queries.cursors: arrival
 time and id, newest first); the registries (event names, attributes, rules) a cursor of their
 ordering's whole-number columns, "12" or "3.12"."""
 

@@ -6,7 +6,7 @@ from django import template
 from django.utils import timezone
 from django.utils.timesince import timesince
 
-from dashboard import queries
+from dashboard.queries import overview
 
 register = template.Library()
 
@@ -42,7 +42,7 @@ def milliseconds(value):
 @register.filter
 def state_group(state):
     """The chart colour group of a delivery state."""
-    return queries.GROUP_OF_STATE.get(state, state)
+    return overview.GROUP_OF_STATE.get(state, state)
 
 
 @register.filter

@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.http import Http404, HttpResponseRedirect
 from django.urls import path, reverse
 
-from dashboard import queries
+from dashboard.queries.attributes import ATTRIBUTES_SHOWN, data_attributes
 from dashboard.views.common import Action, Page, attribute_usage, audit, shown_workspace
 from forwarding.delivery import attributes
 from forwarding.models import DataAttribute
@@ -64,7 +64,7 @@ class Attributes(Page):
     def page(self, request, errors=None, status=200):
         """The page; `errors` ({pk: (message, value typed)}) shows a refused form's error."""
         workspace = shown_workspace(request)
-        rows = queries.data_attributes(workspace)
+        rows = data_attributes(workspace)
         errors = errors or {}
         for row in rows:
             row.status_key, row.status_label = status_of(row)
@@ -81,8 +81,8 @@ class Attributes(Page):
                     for model, title in MODELS
                 ],
                 "refused": [r for r in rows if r.refusal],
-                "capped": len(rows) >= queries.ATTRIBUTES_SHOWN,
-                "shown_limit": queries.ATTRIBUTES_SHOWN,
+                "capped": len(rows) >= ATTRIBUTES_SHOWN,
+                "shown_limit": ATTRIBUTES_SHOWN,
                 "errors": [message for message, _ in errors.values()],
                 "alias_max": ALIAS_MAX,
                 "alias_rule": ALIAS_RULE,

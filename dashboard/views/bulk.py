@@ -7,9 +7,10 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard import bulk, queries
+from dashboard import bulk
 from dashboard.filters import ID_PATTERN, LogFilter
 from dashboard.models import BulkResend
+from dashboard.queries import log, resends
 from dashboard.views.common import Action, Page, audit
 
 REFRESH_SECONDS = 2
@@ -24,8 +25,8 @@ class Confirm(Page):
     def get(self, request):
         now = timezone.now()
         log_filter, problems = LogFilter.parse(request.GET)
-        sources = queries.sources()
-        preview = queries.bulk_preview(log_filter, now)
+        sources = log.sources()
+        preview = resends.preview(log_filter, now)
         return self.render(
             request,
             {
@@ -33,7 +34,7 @@ class Confirm(Page):
                 "problems": problems,
                 "description": log_filter.describe(sources),
                 "preview": preview,
-                "cap": queries.PREVIEW_CAP,
+                "cap": resends.PREVIEW_CAP,
                 "by_state": sorted(preview.by_state.items(), key=lambda item: -item[1]),
                 "params": log_filter.params().items(),
                 "log_url": reverse("admin:delivery_log") + log_filter.query(),

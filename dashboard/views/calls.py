@@ -10,8 +10,8 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard import queries
 from dashboard.filters import LogFilter
+from dashboard.queries import calls
 from dashboard.views.common import Action, Page, audit, shown_workspace
 from forwarding import services
 from forwarding.models import Call, Delivery, State
@@ -36,7 +36,7 @@ class CallDetail(Page):
     template_name = "dashboard/call_detail.html"
 
     def get(self, request, pk):
-        detail = queries.call_detail(pk, shown_workspace(request))
+        detail = calls.call_detail(pk, shown_workspace(request))
         if detail is None:
             raise Http404("No such call.")
         call, delivery = detail.call, detail.delivery

@@ -71,11 +71,11 @@ def intercom_status(request):
 
 
 def worker_stall(request):
-    """queries.stalled_workers() (a Stall or None), read once per request: the banner of every page."""
+    """queries.overview.stalled_workers() (a Stall or None), read once per request: the banner of every page."""
     if not hasattr(request, "relay_worker_stall"):
-        from dashboard import queries
+        from dashboard.queries import overview
 
-        request.relay_worker_stall = queries.stalled_workers()
+        request.relay_worker_stall = overview.stalled_workers()
     return request.relay_worker_stall
 
 
@@ -83,9 +83,9 @@ def attribute_usage(request):
     """The shown workspace's custom data attributes against Intercom's limit, counted once per
     request (the header's badge and the data-attributes page)."""
     if not hasattr(request, "relay_attribute_usage"):
-        from dashboard import queries
+        from dashboard.queries import attributes
 
-        request.relay_attribute_usage = queries.attribute_usage(shown_workspace(request))
+        request.relay_attribute_usage = attributes.attribute_usage(shown_workspace(request))
     return request.relay_attribute_usage
 
 

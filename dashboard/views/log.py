@@ -3,8 +3,8 @@
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard import queries
 from dashboard.filters import RANGE_LABELS, LogFilter
+from dashboard.queries import cursors, log
 from dashboard.views.common import Page
 from forwarding.models import CallType, State
 
@@ -26,10 +26,10 @@ class Log(Page):
         now = timezone.now()
         log_filter, problems = LogFilter.parse(request.GET)
         cursor = request.GET.get("after") or request.GET.get("before") or ""
-        bad_cursor = queries.cursor_problem("after" if request.GET.get("after") else "before", cursor)
+        bad_cursor = cursors.cursor_problem("after" if request.GET.get("after") else "before", cursor)
         problems += [bad_cursor] if bad_cursor else []
-        page = queries.log_page(log_filter, now, cursor=cursor, newer="before" in request.GET)
-        sources = queries.sources()
+        page = log.log_page(log_filter, now, cursor=cursor, newer="before" in request.GET)
+        sources = log.sources()
         base = reverse("admin:delivery_log")
         return self.render(
             request,

@@ -6,8 +6,9 @@ from datetime import timedelta
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard import charts, queries
+from dashboard import charts
 from dashboard.filters import LogFilter
+from dashboard.queries import overview
 from dashboard.views.common import Page, gauge_level, intercom_status
 from forwarding import event_names, intercom
 
@@ -24,13 +25,13 @@ class Overview(Page):
     def get(self, request):
         now = timezone.now()
         log = reverse("admin:delivery_log")
-        day = queries.activity(now, "hour")
-        week = queries.activity(now, "day")
+        day = overview.activity(now, "hour")
+        week = overview.activity(now, "day")
         causes_since = event_names.hour_of(now) - timedelta(days=7)  # the tallies count by the hour
         status = intercom_status(request)
-        rate_limit = queries.rate_limit_window()
+        rate_limit = overview.rate_limit_window()
         usage = self.base_context(request).get("event_name_usage") or event_names.usage()
-        dropped = queries.delivered_with_data_dropped(now)
+        dropped = overview.delivered_with_data_dropped(now)
         return self.render(
             request,
             {
@@ -39,7 +40,7 @@ class Overview(Page):
                     _window("Last 24 hours", day, log, "24h", hour_labels=True),
                     _window("Last 7 days", week, log, "7d", hour_labels=False),
                 ],
-                "backlog": queries.backlog(now),
+                "backlog": overview.backlog(now),
                 "usage": usage,
                 "usage_level": _level(usage),
                 "status": status,
@@ -63,7 +64,7 @@ class Overview(Page):
                         **cause,
                         "href": log + LogFilter(state="failed", cause=cause["error_cause"], since=causes_since).query(),
                     }
-                    for cause in queries.top_failure_causes(causes_since)
+                    for cause in overview.top_failure_causes(causes_since)
                 ],
                 "causes_since": causes_since,
                 "log_url": log,
@@ -77,7 +78,7 @@ class Overview(Page):
 
 def _window(title, activity, log, range_key, hour_labels):
     """One window's cards and chart; every figure links to the log filtered to it."""
-    groups = [(key, label) for key, label, _ in queries.STATE_GROUPS]
+    groups = [(key, label) for key, label, _ in overview.STATE_GROUPS]
 
     def href(bucket):
         return log + LogFilter(since=bucket.start, until=bucket.end).query()

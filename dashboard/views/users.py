@@ -9,8 +9,10 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard import bulk, queries
+from dashboard import bulk
 from dashboard.filters import LogFilter
+from dashboard.queries import cursors
+from dashboard.queries.people import find_people, recent_users, user_history
 from dashboard.views.common import Action, Page, audit, shown_workspace
 from forwarding import privacy
 from forwarding.models import Forgotten, IntercomDeletion, State
@@ -24,7 +26,7 @@ class UserHistory(Page):
 
     def get(self, request):
         text = (request.GET.get("q") or "").strip()[:255]
-        people = queries.find_people(text) if text else []
+        people = find_people(text) if text else []
         person = people[0] if len(people) == 1 else None
         base = reverse("admin:user_history")
         log = reverse("admin:delivery_log")
@@ -34,15 +36,13 @@ class UserHistory(Page):
             "person": person,
             "history": None,
             "forgotten": list(Forgotten.objects.order_by("-requested_at", "-pk")[:FORGOTTEN_SHOWN]) if not text else [],
-            "recent": [(u, f"{base}?{urlencode({'q': u})}") for u in queries.recent_users()] if not text else [],
+            "recent": [(u, f"{base}?{urlencode({'q': u})}") for u in recent_users()] if not text else [],
         }
         if person is not None:
             cursor = request.GET.get("earlier") or request.GET.get("later") or ""
-            bad_cursor = queries.cursor_problem("earlier" if request.GET.get("earlier") else "later", cursor)
+            bad_cursor = cursors.cursor_problem("earlier" if request.GET.get("earlier") else "later", cursor)
             context["problems"] = [bad_cursor] if bad_cursor else []
-            history = queries.user_history(
-                person, shown_workspace(request), cursor=cursor, newer="later" in request.GET
-            )
+            history = user_history(person, shown_workspace(request), cursor=cursor, newer="later" in request.GET)
             self.title = f"User history: {person.label}"
             in_log = LogFilter(user=person.user_id) if person.user_id else LogFilter(q=person.label)
             context.update(

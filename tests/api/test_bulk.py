@@ -31,7 +31,7 @@ def test_a_dry_run_counts_and_starts_nothing(operator_api, failed):
 
 
 def test_a_dry_run_past_the_cap_says_so(operator_api, failed, monkeypatch):
-    monkeypatch.setattr("dashboard.queries.PREVIEW_CAP", 2)
+    monkeypatch.setattr("dashboard.queries.resends.PREVIEW_CAP", 2)
     body = operator_api.post("bulk-resends/", {"filters": {"state": "failed"}, "dry_run": True}).json()
     assert (body["capped"], body["total"]) == (True, 3)
     assert body["message"] == "More than 2 deliveries match; the job counts them all when it starts."

@@ -71,7 +71,7 @@ def test_the_confirmation_shows_the_count_by_state_first(operator_client, calls)
 def test_past_the_cap_the_confirmation_says_more_than_and_the_job_counts_them_all(
     operator_client, calls, enqueued, django_capture_on_commit_callbacks, monkeypatch
 ):
-    monkeypatch.setattr("dashboard.queries.PREVIEW_CAP", 3)
+    monkeypatch.setattr("dashboard.queries.resends.PREVIEW_CAP", 3)
     for _ in range(5):
         calls(state="failed")
     calls(state="delivered")

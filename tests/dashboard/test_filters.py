@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from django.http import QueryDict
 
 from dashboard.filters import LogFilter
-from dashboard.queries import decode_cursor, encode_cursor
+from dashboard.queries.cursors import decode_cursor, encode_cursor
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -10,7 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
-from dashboard.queries import PAGE_SIZE, encode_cursor
+from dashboard.queries.cursors import encode_cursor
+from dashboard.queries.log import PAGE_SIZE
 from forwarding.models import CallType, Source
 from tests.dashboard.conftest import filtering_on_warned, plan_of
 

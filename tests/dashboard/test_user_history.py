@@ -4,7 +4,7 @@ contact and companies."""
 import pytest
 from django.urls import reverse
 
-from dashboard.queries import HISTORY_SIZE
+from dashboard.queries.people import HISTORY_SIZE
 from forwarding import intercom
 from forwarding.delivery import connection
 from forwarding.models import CallType, CompanyLink, ContactLink, IntercomStatus

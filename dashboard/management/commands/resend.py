@@ -7,9 +7,10 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from dashboard import bulk, queries
+from dashboard import bulk
 from dashboard.filters import RANGES, LogFilter
 from dashboard.models import JobStatus
+from dashboard.queries import log, resends
 from forwarding.models import CallType, State
 
 BAR_WIDTH = 30
@@ -48,8 +49,8 @@ class Command(BaseCommand):
             raise CommandError("Give at least one filter, or --all to resend every delivery.")
         now = timezone.now()
         log_filter = log_filter.resolved(now)
-        preview = queries.bulk_preview(log_filter, now, exact=True)  # a shell can wait for every count
-        sources = queries.sources() if log_filter.source is not None else None
+        preview = resends.preview(log_filter, now, exact=True)  # a shell can wait for every count
+        sources = log.sources() if log_filter.source is not None else None
         self.stdout.write(f"{preview.total} deliveries match: {log_filter.describe(sources)}.")
         for state, n in sorted(preview.by_state.items(), key=lambda item: -item[1]):
             self.stdout.write(f"  {state:<11} {n}")
