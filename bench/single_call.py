@@ -6,7 +6,7 @@ throughput against /health. Beside it, the CPU of one GET /health in the same pr
 are CPU-bound, their ratio is the most single calls can reach of /health's throughput (the
 issue's goal is 0.5), before the worker's own share of the cores.
 
-    PYTHONPATH=. .venv/bin/python bench/single_call.py [--profile]
+    PYTHONPATH=. .venv/bin/python bench/single_call.py [--profile]   (BENCH_PROFILE_SORT=tottime: by own time)
 """
 
 import cProfile
@@ -108,7 +108,9 @@ def profile(post):
         post()
     profiler.disable()
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(PROFILE_TOP)
+    pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative")).print_stats(
+        PROFILE_TOP
+    )
     return out.getvalue()
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.test.utils import override_script_prefix
 from django.urls import reverse
 
-from dashboard.middleware import CONTENT_SECURITY_POLICY
+from dashboard.middleware import CONTENT_SECURITY_POLICY, dashboard_path
 from tests.dashboard.conftest import client_for, make_user
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "dashboard" / "templates"
@@ -57,6 +58,22 @@ def test_every_dashboard_response_carries_the_policy(make_call):
 
 def test_the_ingestion_api_is_left_alone(client, db):
     assert "Content-Security-Policy" not in client.get("/health").headers
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("first", ["/relay", ""])
+def test_the_dashboard_is_known_under_any_script_prefix(first):
+    """Behind a proxy that mounts the relay under a path, the dashboard's responses still carry the
+    policy and the API's do not, whichever prefix the first request had (the admin path is found once)."""
+    dashboard_path.cache_clear()
+    client = Client()
+    for prefix in [first, "/relay" if not first else ""]:
+        with override_script_prefix(f"{prefix}/"):  # as Django's WSGI handler sets it from SCRIPT_NAME
+            page = client.get("/admin/login/", SCRIPT_NAME=prefix)
+        assert page.status_code == 200
+        assert page.headers.get("Content-Security-Policy") == CONTENT_SECURITY_POLICY, prefix
+        assert f'action="{prefix}/admin/login/"' in page.content.decode(), prefix
+        assert "Content-Security-Policy" not in client.get("/health", SCRIPT_NAME=prefix).headers, prefix
 
 
 def template_files():
