@@ -5,16 +5,21 @@ scans), one exchange per attempt, and DUE pending deliveries due now (more than 
 at most the suite's query bound (tests/forwarding/test_metrics.py), never a COUNT over the calls,
 and a scrape at the largest size within GROWTH x its time at the smallest.
 
-The scrape is requested in-process through Django's test client with the bearer token, as
-bench/dashboard.py requests its pages: the median of a few runs after one warm-up.
+Each size has its own database and its own process (this script with --serve), which seeds it and
+then answers the scrape through Django's test client with the bearer token. The sizes are timed
+side by side, as bench/dashboard.py times its pages: one scrape at every size in turn, RUNS times
+(the order of the sizes reversed every other run), and the median. Timed one size after the
+other, minutes apart, the same code gave 1.20, 1.52 and 1.97 x in three runs on SQLite.
 
     PYTHONPATH=. .venv/bin/python bench/metrics.py             (or: make bench)
     BENCH_METRICS_SIZES=10000,100000 ...                        (other sizes)
     BENCH_METRICS_VERBOSE=1 ...                                 (each query of the scrape, timed)
 """
 
+import contextlib
 import gc
 import io
+import json
 import os
 import random
 import statistics
@@ -25,9 +30,10 @@ from datetime import timedelta
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import support  # noqa: E402
+from bench.dashboard import PageServer, answer_page, label, paired_timings, reply, warm_pages  # noqa: E402
 
 SIZES = [int(size) for size in os.environ.get("BENCH_METRICS_SIZES", "10000,1000000").split(",")]
-RUNS = int(os.environ.get("BENCH_METRICS_RUNS", 5))
+RUNS = int(os.environ.get("BENCH_METRICS_RUNS", 11))  # scrapes at each size, in turns
 TOKEN = "bench-metrics-token"
 QUERY_BOUND = 16  # tests/forwarding/test_metrics.py's MAX_QUERIES
 GROWTH = 1.5
@@ -35,35 +41,79 @@ ATTEMPTS_PER_CALL = 0.25
 RECENT_ATTEMPTS = 30_000
 DUE = 20_000
 CHUNK = 50_000
+SCRAPE = "metrics"  # the one "page" a size's server times
 
 
 def main():
+    if sys.argv[1:2] == ["--serve"]:
+        return serve(int(sys.argv[2]))
     support.stop_on_sigterm()
-    with support.fresh_backend() as backend:
-        support.setup_django(backend)
-        from django.conf import settings
-        from django.test import Client
-
-        settings.RELAY_METRICS_TOKEN = TOKEN
-        client = Client(HTTP_HOST="localhost")
-        figures, stored, first = [], 0, None
-        for size in SIZES:
-            seeded = seed(size - stored)
-            attempts = add_attempts(int((size - stored) * ATTEMPTS_PER_CALL), RECENT_ATTEMPTS)
-            make_due(DUE)
-            stored = size
+    with contextlib.ExitStack() as stack:
+        servers, ready = [], []
+        for n, size in enumerate(SIZES):
+            backend = stack.enter_context(support.fresh_backend(f"_{n}"))
+            servers.append(stack.enter_context(PageServer(backend, size, __file__)))
+            ready.append(servers[-1].ready())  # seeded one after the other, never side by side
+        timings = paired_timings(servers, [SCRAPE], RUNS)
+        figures, first = [], servers[0]
+        first_ms = statistics.median(timings[first.size][SCRAPE])
+        for server, seeded in zip(servers, ready, strict=True):
+            at = label(server.size)
+            notes = {"calls stored": server.size, "attempts added": seeded["attempts"]}
+            figures.append(support.Figure(f"seed_calls @{at}", seeded["rate"], "calls/s", notes=notes))
+            runs = timings[server.size][SCRAPE]
+            median = round(statistics.median(runs), 1)
+            queries = server.ask(queries=SCRAPE)
+            baseline, baseline_label = (None, "") if server is first else (round(first_ms, 1), label(first.size))
             figures.append(
-                support.Figure(
-                    f"seed_calls @{label(size)}",
-                    seeded,
-                    "calls/s",
-                    notes={"calls stored": size, "attempts added": attempts},
+                support.page_figure(
+                    f"/metrics scrape @{at}",
+                    median,
+                    (
+                        f"<= {QUERY_BOUND} queries, no COUNT of calls",
+                        queries["queries"] <= QUERY_BOUND and not queries["counts of calls"],
+                    ),
+                    {"queries": queries["queries"], "slowest run": f"{max(runs):.1f} ms", "bytes": seeded["bytes"]},
+                    GROWTH,
+                    baseline,
+                    baseline_label,
+                    f"the same scrape @{baseline_label}, timed in turns with it",
                 )
             )
-            figure = measure_scrape(client, label(size), first, label(SIZES[0]))
-            first = first or figure.value
-            figures.append(figure)
-        support.report("metrics", backend, figures)
+        support.report("metrics", servers[0].backend, figures)
+
+
+def serve(size):
+    """A size's server (bench.dashboard.PageServer): seeds its database as the module's docstring
+    says, then answers {"time": SCRAPE} (ms of one scrape) and {"queries": SCRAPE}."""
+    support.setup_served_django()
+    from django.conf import settings
+    from django.test import Client
+
+    settings.RELAY_METRICS_TOKEN = TOKEN
+    client = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    rate = seed(size)
+    attempts = add_attempts(int(size * ATTEMPTS_PER_CALL), RECENT_ATTEMPTS)
+    make_due(DUE)
+    paths = {SCRAPE: "/metrics"}
+    warm_pages(client, paths)
+    if os.environ.get("BENCH_METRICS_VERBOSE"):
+        print_queries(client, size)
+    size_of = len(client.get("/metrics", secure=True).content)
+    reply({"rate": round(rate), "attempts": attempts, "bytes": size_of})
+    for line in sys.stdin:
+        reply(answer_page(client, paths, json.loads(line)))
+
+
+def print_queries(client, size):
+    """Each statement of one scrape with its time, on stderr (stdout answers the PageServer)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        client.get("/metrics", secure=True)
+    for query in captured:
+        print(f"    @{label(size)} {query['time']} s  {query['sql'][:150]}", file=sys.stderr)
 
 
 def seed(count):
@@ -142,43 +192,6 @@ def make_due(count):
             state=State.PENDING, next_attempt_at=now - timedelta(minutes=5), delivered_at=None
         )
     tallies.fold()  # as the sweeper does every few seconds
-
-
-def measure_scrape(client, size_label, baseline=None, baseline_label=""):
-    """One /metrics scrape, as bench/dashboard.py measures a page: a warm-up, the median of RUNS,
-    and the queries of one more. Returns a Figure (against `baseline` ms when given)."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
-    response = client.get("/metrics", secure=True, **headers)
-    assert response.status_code == 200, response.status_code  # warm-up
-    timings = []
-    for _ in range(RUNS):
-        started = time.monotonic()
-        client.get("/metrics", secure=True, **headers)
-        timings.append((time.monotonic() - started) * 1000)
-    with CaptureQueriesContext(connection) as captured:
-        client.get("/metrics", secure=True, **headers)
-    if os.environ.get("BENCH_METRICS_VERBOSE"):
-        for q in captured:
-            print(f"    {q['time']} s  {q['sql'][:150]}")
-    counts = support.counts_of_calls(captured)
-    median = round(statistics.median(timings), 1)
-    return support.page_figure(
-        f"/metrics scrape @{size_label}",
-        median,
-        (f"<= {QUERY_BOUND} queries, no COUNT of calls", len(captured) <= QUERY_BOUND and not counts),
-        {"queries": len(captured), "slowest run": f"{max(timings):.1f} ms", "bytes": len(response.content)},
-        GROWTH,
-        baseline,
-        baseline_label,
-        f"the same scrape @{baseline_label}",
-    )
-
-
-def label(size):
-    return f"{size // 1_000_000}M" if size >= 1_000_000 and size % 1_000_000 == 0 else f"{size // 1000}k"
 
 
 if __name__ == "__main__":
