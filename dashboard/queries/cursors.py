@@ -36,6 +36,17 @@ def cursor_problem(name, text):
     return ""
 
 
+def positioned(queryset, moment, cursor, newer):
+    """(queryset, order, position, newer) of the page at `cursor`: the rows past its position in
+    the order to read them (newest first unless `newer`). No cursor, or text that is none: the
+    newest page (position None, newer False)."""
+    position = decode_cursor(cursor)
+    if position is None:
+        return queryset, (f"-{moment}", "-pk"), None, False
+    order = (moment, "pk") if newer else (f"-{moment}", "-pk")
+    return after(queryset, moment, position, newer), order, position, newer
+
+
 def after(queryset, moment, position, newer=False):
     """Keyset pagination on (arrival time, id): the rows older (or newer) than `position`, in the
     order to read them. The plain bound first lets the index range do the work."""

@@ -7,7 +7,7 @@ from django.db import connection
 from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
 
-from dashboard.queries.cursors import after, decode_cursor, encode_cursor
+from dashboard.queries.cursors import encode_cursor, positioned
 from forwarding.event_names import key_of
 from forwarding.models import Call, Delivery, Source, State
 
@@ -120,12 +120,7 @@ def log_page(log_filter, now, cursor="", newer=False, size=PAGE_SIZE):
         queryset = queryset.select_related("call", "call__source")
     else:
         queryset = queryset.select_related("delivery", "source")
-    position = decode_cursor(cursor)
-    if position is None:
-        newer = False
-    else:
-        queryset = after(queryset, moment, position, newer)
-    order = (moment, "pk") if newer else (f"-{moment}", "-pk")
+    queryset, order, position, newer = positioned(queryset, moment, cursor, newer)
     if driver == "delivery" and not log_filter.state and (log_filter.event or log_filter.user):
         found = _merged_by_state(queryset, order, size + 1)
     else:

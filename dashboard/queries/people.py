@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from django.db.models import Q
 
 from dashboard.queries import links
-from dashboard.queries.cursors import after, decode_cursor, encode_cursor
+from dashboard.queries.cursors import encode_cursor, positioned
 from dashboard.queries.log import Row, distinct
 from forwarding.models import Call, CallType, Delivery, State
 
@@ -89,12 +89,7 @@ def user_history(person, workspace, cursor="", newer=False, size=HISTORY_SIZE):
     else:
         condition = Q(anonymous_id=person.anonymous_id)
     queryset = Delivery.objects.filter(condition).select_related("call")
-    position = decode_cursor(cursor)
-    if position is None:
-        newer = False
-    else:
-        queryset = after(queryset, "created_at", position, newer)
-    order = ("created_at", "pk") if newer else ("-created_at", "-pk")
+    queryset, order, position, newer = positioned(queryset, "created_at", cursor, newer)
     found = list(queryset.order_by(*order)[: size + 1])
     more = len(found) > size
     found = found[:size]
