@@ -108,11 +108,7 @@ class Command(BaseCommand):
             for sql in connection.ops.sequence_reset_sql(no_style(), [Call]):
                 cursor.execute(sql)
             if connection.vendor == "postgresql":
-                # What autovacuum would do after a bulk load, done now rather than while the pages
-                # are measured: planner statistics, and the visibility map for index-only scans.
-                # (VACUUM cannot run inside a transaction: a test's seeding only analyzes.)
-                vacuum = "ANALYZE" if connection.in_atomic_block else "VACUUM (ANALYZE)"
-                cursor.execute(f"{vacuum} forwarding_call, forwarding_delivery, forwarding_deliverytally")
+                compact_postgres(cursor)
         rate = count / max(time.monotonic() - started, 0.001)
         self.stdout.write(
             f"Seeded {count} calls for {users} users in {time.monotonic() - started:.1f} s ({rate:.0f}/s)."
@@ -236,6 +232,27 @@ class Command(BaseCommand):
             delivered_at=received_at if fields["state"] == State.DELIVERED else None,
             **fields,
         )
+
+
+def compact_postgres(cursor):
+    """Leave PostgreSQL's tables as weeks of real traffic would, not as a bulk load does.
+
+    Planner statistics and the visibility map (for index-only scans): what autovacuum would do
+    after a bulk load, done now rather than while the pages are measured.
+
+    The tally table rewritten: real traffic is folded every few seconds and autovacuum reuses the
+    freed space as it goes, so the table stays a few pages. Seeded in minutes, its million rows
+    (one per delivery, folded every 200,000) left 48 MB of empty pages behind the few hundred
+    sums, which every later fold scanned: a sweep at a million calls took 10.6 ms against 6.4 ms at
+    a thousand, and 6.9 ms once rewritten.
+
+    VACUUM cannot run inside a transaction: a test's seeding only analyzes."""
+    tables = "forwarding_call, forwarding_delivery, forwarding_deliverytally"
+    if connection.in_atomic_block:
+        cursor.execute(f"ANALYZE {tables}")
+        return
+    cursor.execute("VACUUM FULL forwarding_deliverytally")
+    cursor.execute(f"VACUUM (ANALYZE) {tables}")
 
 
 def insert(model, rows):
