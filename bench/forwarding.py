@@ -6,8 +6,11 @@ three phases over one backlog, one cluster and one sandbox whose limit changes b
 2. Under 20 per 2 s (10/s), below what the relay can do even on a small machine: the limiter's
    own behaviour, apart from the relay's speed.
 3. No limit: deliveries/s against a bare single-threaded `requests` loop that replays the very
-   HTTP calls the relay made (goal >= 1.0); the qcluster's CPU time per delivery, the queries of
-   one delivery, and the peak RSS of a task worker.
+   HTTP calls the relay made (goal >= 1.0), side by side: in segments where the cluster runs, or
+   is stopped (SIGSTOP to its process group) while the loop runs, in the order relay, loop, loop,
+   relay, repeated, so that a drift of the machine's speed weighs on both alike (timed one after
+   the other, minutes apart, the ratio moved with the machine). Also the qcluster's CPU time per
+   delivery, the queries of one delivery, and the peak RSS of a task worker.
 4. No limit, with 20 transformation rules: a second cluster over a new backlog (RULE_USERS
    users, so that each has about as many calls queued as in phase 3), in segments where the
    rules are all enabled or all disabled (the same as none: disabled rules are not compiled), in
@@ -27,6 +30,7 @@ after two windows of settling, so that the relay has learnt the new limit from t
 import contextlib
 import itertools
 import os
+import signal
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -39,11 +43,15 @@ USERS = 200
 WINDOW = 2  # seconds, the sandbox's rate-limit window in every phase
 LIMITS = [100, 20]  # requests per WINDOW: 50/s (the goal's), then 10/s
 LIMIT_SECONDS = int(os.environ.get("BENCH_LIMIT_SECONDS", 10))  # a whole number of windows
-FREE_SECONDS = float(os.environ.get("BENCH_FREE_SECONDS", 10))
-# Calls queued for phase 3: several seconds' worth; they are measured until they run out.
-FREE_CALLS = int(os.environ.get("BENCH_FREE_CALLS", 5000))
+# Phase 3: FREE_ROUNDS times relay, loop, loop, relay, segments of FREE_SEGMENT_SECONDS; a relay
+# segment is measured FREE_RESUME_SECONDS after the cluster is let go on again.
+FREE_ROUNDS = int(os.environ.get("BENCH_FREE_ROUNDS", 3))
+FREE_SEGMENT_SECONDS = float(os.environ.get("BENCH_FREE_SEGMENT_SECONDS", 1.5))
+FREE_RESUME_SECONDS = 0.3
+# Calls queued for phase 3: its relay segments' worth at FREE_PACE deliveries/s, and a margin.
+FREE_PACE = 1200
+FREE_CALLS = int(2 * FREE_ROUNDS * (FREE_SEGMENT_SECONDS + FREE_RESUME_SECONDS) * FREE_PACE * 1.2)
 SETTLE_WINDOWS = 2
-BARE_SECONDS = 5.0
 # Phase 4: segments of RULE_SEGMENT_SECONDS, each after RULE_SETTLE_SECONDS for the workers to read
 # the rules again (they do at their next task); RULE_ROUNDS times off, on, on, off.
 RULE_SEGMENT_SECONDS = float(os.environ.get("BENCH_RULE_SEGMENT_SECONDS", 1.5))
@@ -146,38 +154,55 @@ def next_window(moment):
 
 
 def without_limit(sandbox, qcluster):
-    """Deliveries/s and qcluster CPU per delivery with no limit, then the bare loop's rate."""
+    """Deliveries/s and qcluster CPU per delivery with no limit, and the bare loop's rate, in
+    alternating segments (see the module's docstring). The loop replays the requests the relay
+    made in its first segment; the deliveries are counted once the cluster has stopped, when
+    every outcome it buffered is written."""
+    from forwarding.models import Delivery, State
+
     support.sandbox_control(sandbox, "config", {"rate_limit": None})
     # One window for the relay's last known window to run out.
-    start = datetime.now(UTC) + timedelta(seconds=WINDOW)
-    sleep_until(start)
-    cpu_before = support.group_cpu_seconds(qcluster.pid)
-    end = wait_window_end(start, FREE_SECONDS)
-    cpu = support.group_cpu_seconds(qcluster.pid) - cpu_before
-    delivered = delivered_between(start, end)
-    seconds = (end - start).total_seconds()
-    bare_rate, distinct, bare_cpu_ms = bare_loop(sandbox, replay_requests(start, end), BARE_SECONDS)
+    began = datetime.now(UTC) + timedelta(seconds=WINDOW)
+    sleep_until(began)
+    relay_segments, bare_segments = [], []
+    replay, ran_out = None, False
+    try:
+        for runs_relay in [True, False, False, True] * FREE_ROUNDS:
+            if not runs_relay:
+                pause(qcluster, True)
+                replay = replay or replay_requests(began, datetime.now(UTC))
+                bare_segments.append(bare_loop(sandbox, replay, FREE_SEGMENT_SECONDS))
+                continue
+            if Delivery.objects.exclude(state=State.DELIVERED).count() < FREE_PACE * FREE_SEGMENT_SECONDS:
+                ran_out = True
+                break
+            pause(qcluster, False)
+            time.sleep(FREE_RESUME_SECONDS)
+            start, cpu = datetime.now(UTC), support.group_cpu_seconds(qcluster.pid)
+            time.sleep(FREE_SEGMENT_SECONDS)
+            relay_segments.append((start, datetime.now(UTC), support.group_cpu_seconds(qcluster.pid) - cpu))
+    finally:
+        pause(qcluster, False)
+    time.sleep(1.0)  # the last delivered outcomes flushed (every half second)
+    relay = [(delivered_between(start, end), (end - start).total_seconds(), cpu) for start, end, cpu in relay_segments]
+    delivered, seconds, cpu = (sum(column) for column in zip(*relay, strict=True)) if relay else (0, 0.0, 0.0)
+    done, bare_seconds, bare_cpu = (sum(column) for column in zip(*bare_segments, strict=True))
+    ran_out_note = "; the backlog ran out" if ran_out else ""
     return {
-        "rate": delivered / seconds,
-        "bare_rate": bare_rate,
-        "measured": f"{seconds:.1f} s, {delivered} deliveries",
+        "rate": delivered / seconds if seconds else 0.0,
+        "bare_rate": done / bare_seconds,
+        "measured": f"{len(relay)} relay segments, {seconds:.1f} s, {delivered} deliveries;"
+        f" loop {len(bare_segments)} segments, {bare_seconds:.1f} s, {done} requests{ran_out_note}",
+        "by segment": ", ".join(f"{n / t:.0f}" for n, t, _ in relay),
         "cpu_ms": 1000 * cpu / max(delivered, 1),
-        "bare_cpu_ms": bare_cpu_ms,
-        "distinct": distinct,
+        "bare_cpu_ms": 1000 * bare_cpu / max(done, 1),
+        "distinct": len(replay),
     }
 
 
-def wait_window_end(start, seconds):
-    """`seconds` after `start`, or the last delivery if the backlog ran out before then."""
-    from forwarding.models import Delivery, State
-
-    end = start + timedelta(seconds=seconds)
-    while datetime.now(UTC) < end:
-        if not Delivery.objects.exclude(state=State.DELIVERED).exists():
-            last = Delivery.objects.order_by("-delivered_at").values_list("delivered_at", flat=True).first()
-            return max(last, start + timedelta(seconds=1))
-        time.sleep(0.25)
-    return end
+def pause(qcluster, stopped):
+    """Stop the cluster's whole process group (SIGSTOP), or let it go on (SIGCONT)."""
+    os.killpg(qcluster.pid, signal.SIGSTOP if stopped else signal.SIGCONT)
 
 
 def replay_requests(start, end):
@@ -189,13 +214,16 @@ def replay_requests(start, end):
         .order_by("id")
         .values_list("method", "path", "request_body")
     )
-    return [(method, path, body.encode()) for method, path, body in rows]
+    requests_made = [(method, path, body.encode()) for method, path, body in rows]
+    if not requests_made:
+        raise RuntimeError("the relay made no request in its first segment: nothing for the bare loop to replay")
+    return requests_made
 
 
 def bare_loop(sandbox, requests_to_make, seconds):
-    """Requests/s of one thread replaying the requests (in a loop, for `seconds`) with a
-    keep-alive requests.Session, as the relay's client sends them; also how many distinct
-    requests there were and the loop's CPU ms per request."""
+    """One thread replaying the requests (in a loop, for `seconds`) with a keep-alive
+    requests.Session, as the relay's client sends them: (requests answered 2xx, seconds, CPU
+    seconds)."""
     import requests
 
     session = requests.Session()
@@ -218,7 +246,7 @@ def bare_loop(sandbox, requests_to_make, seconds):
             break
     elapsed, cpu = time.monotonic() - started, time.process_time() - cpu_started
     session.close()
-    return (done / elapsed if elapsed else 0.0), len(requests_to_make), 1000 * cpu / max(done, 1)
+    return done, elapsed, cpu
 
 
 def queries_per_delivery(backend, sandbox):
@@ -264,6 +292,7 @@ def free_figures(free):
             free["rate"] >= free["bare_rate"],
             {
                 "measured": free["measured"],
+                "relay's deliveries/s by segment": free["by segment"],
                 "CPU per delivery": f"{free['cpu_ms']:.1f} ms in the qcluster processes "
                 f"(bare loop: {free['bare_cpu_ms']:.1f} ms per request)",
                 "statements per delivery": free["per delivery"],
