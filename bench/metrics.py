@@ -130,7 +130,8 @@ def seed(count):
 
 def add_attempts(old, recent):
     """`old` attempts spread over 30 days and `recent` in the last 15 minutes, of stored deliveries,
-    one exchange each (the ids in the order started, as the engine makes them)."""
+    one exchange each (the ids from 1 in the order started, as the engine makes them: each size's
+    database has no attempt before)."""
     from django.core.management.color import no_style
     from django.db import connection, transaction
     from django.db.models import Max
@@ -144,10 +145,9 @@ def add_attempts(old, recent):
     top = Delivery.objects.aggregate(top=Max("call_id"))["top"]
     moments = sorted(now - timedelta(days=30) * rng.random() for _ in range(old))
     moments += sorted(now - timedelta(minutes=15) * rng.random() for _ in range(recent))
-    next_id = (Attempt.objects.aggregate(top=Max("id"))["top"] or 0) + 1
     for start in range(0, len(moments), CHUNK):
         attempts, exchanges = [], []
-        for n, at in enumerate(moments[start : start + CHUNK], start=next_id + start):
+        for n, at in enumerate(moments[start : start + CHUNK], start=start + 1):
             failed = rng.random() < 0.05
             status = 503 if failed else 202
             attempts.append(
