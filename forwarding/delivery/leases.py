@@ -32,6 +32,31 @@ WHERE call_id IN ({{ids}}) AND state = '{State.DELIVERING}' AND lease_expires_at
 """
 
 
+# A user's next due deliveries, oldest first: a LIMIT down the delivery_user index (user_id, state,
+# created_at), one per user and all in one statement (SQLite allows 500 terms in a compound SELECT).
+NEXT_OF_USER = f"""
+SELECT * FROM (SELECT user_id, created_at, call_id FROM {TABLE}
+  WHERE user_id = %s AND state = '{State.PENDING}' AND next_attempt_at <= %s
+  ORDER BY created_at, call_id LIMIT %s) AS user_{{n}}
+"""
+USERS_PER_STATEMENT = 100
+
+
+def next_due(user_ids, now, limit):
+    """{user_id: the user's next `limit` due deliveries, oldest first} for the users who have some."""
+    users = sorted(user_ids)
+    moment = connection.ops.adapt_datetimefield_value(now)
+    found = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(users), USERS_PER_STATEMENT):
+            chunk = users[start : start + USERS_PER_STATEMENT]
+            sql = " UNION ALL ".join(NEXT_OF_USER.format(n=n) for n in range(len(chunk)))
+            cursor.execute(f"{sql} ORDER BY 1, 2, 3", [value for user in chunk for value in (user, moment, limit)])
+            for user_id, _, pk in cursor.fetchall():
+                found.setdefault(user_id, []).append(pk)
+    return found
+
+
 def take(pks, now, lease_until):
     """Claim the deliveries `pks` for this worker until `lease_until`; the set of those taken."""
     if not pks:

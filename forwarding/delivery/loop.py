@@ -1,6 +1,6 @@
 """The task loop: a task's deliveries claimed together under a lease, tried in order (a user's
-later call once the earlier is done), the delivered ones written together, and what is left
-handed on."""
+later call once the earlier is done), the delivered ones written together, then its users' next
+calls for a moment (`carry_on`), and what is left handed on."""
 
 import time
 from datetime import timedelta
@@ -20,7 +20,8 @@ from forwarding.transformations import store
 # be sent meanwhile); any other retry hands the worker back and is enqueued again by the sweeper.
 TASK_BUDGET_SECONDS = 40
 IN_TASK_WAIT_SECONDS = 15
-KICK_AHEAD = 10  # a user's due deliveries handed on together (see `kick_next`)
+KICK_AHEAD = 10  # a user's due deliveries handed on together (see `kick_next`, `carry_on`)
+CARRY_ON_SECONDS = 2.0  # how long a task goes on with its users' next calls (see `carry_on`)
 
 
 def deliver(pk, budget=TASK_BUDGET_SECONDS):
@@ -31,23 +32,14 @@ def deliver(pk, budget=TASK_BUDGET_SECONDS):
 def deliver_many(pks, budget=TASK_BUDGET_SECONDS):
     """Claim the deliveries together and try them in order. A user's later call that an earlier
     one of the same task held back is claimed again once that one is done; a rate-limited one
-    due within the budget is tried again here. Then hand on to each user's next call where its
-    own task found it blocked. What the budget leaves is enqueued again as a task of its own."""
+    due within the budget is tried again here. Then go on with the users' next calls for a moment
+    (`carry_on`), and hand on to each user's next call where its own task found it blocked. What
+    the budget leaves is enqueued again as a task of its own."""
     deadline = time.monotonic() + budget
-    users, retry, left = set(), [], list(pks)
+    users, retry = set(), []
     try:
-        while left:
-            deliveries, lease_until = claim(left)
-            if not deliveries:
-                break
-            taken = {delivery.pk for delivery in deliveries}
-            left = [pk for pk in left if pk not in taken]
-            untried = run(deliveries, lease_until, deadline, users, retry)
-            if untried:
-                queue.enqueue(untried)
-            if untried or time.monotonic() > deadline:
-                break
-        users |= held_back(left)
+        if in_turn(list(pks), deadline, users, retry) and not retry:
+            carry_on(users, min(deadline, time.monotonic() + CARRY_ON_SECONDS), deadline, retry)
         for pk in retry:
             if time.monotonic() < deadline:
                 users.add(deliver_one(pk, deadline))
@@ -56,6 +48,46 @@ def deliver_many(pks, budget=TASK_BUDGET_SECONDS):
     users.discard("")
     if users:
         kick_next(users)
+
+
+def in_turn(pks, deadline, users, retry):
+    """Claim and try the deliveries `pks` in order, claiming again those an earlier one held back
+    once it is done (see `run` for `users` and `retry`); those still held back are let go
+    (`held_back`). Returns whether the budget is left: what it did not cover is enqueued again."""
+    left, untried = pks, []
+    while left:
+        deliveries, lease_until = claim(left)
+        if not deliveries:
+            break
+        taken = {delivery.pk for delivery in deliveries}
+        left = [pk for pk in left if pk not in taken]
+        untried = run(deliveries, lease_until, deadline, users, retry)
+        if untried:
+            queue.enqueue(untried)
+        if untried or time.monotonic() > deadline:
+            break
+    users |= held_back(left)
+    return not untried and time.monotonic() <= deadline
+
+
+def carry_on(users, until, deadline, retry):
+    """Until `until`, try the next due calls of the users this task delivered to, KICK_AHEAD each,
+    round after round, and add the users reached to `users`. A deep backlog of a user's calls sat
+    in tasks queued long before: each of them found its call held back by the one before and let
+    it go, and `kick_next` handed the user on at the back of the queue, behind hundreds of such
+    tasks (four workers delivered nothing for seconds). A call another worker holds stops the
+    user here, and that worker hands the rest on; the queued tasks find theirs delivered. Stops
+    at a rate-limited call (`retry`) or when the budget runs out."""
+    reached = set(users)
+    while time.monotonic() < until:
+        following = leases.next_due(reached - {""}, timezone.now(), KICK_AHEAD)
+        if not following:
+            return
+        reached = set()
+        going = in_turn([pk for _, pks in sorted(following.items()) for pk in pks], deadline, reached, retry)
+        users |= reached
+        if not going or retry:
+            return
 
 
 def run(deliveries, lease_until, deadline, users, retry):
@@ -161,10 +193,9 @@ def kick_next(user_ids):
     due = Delivery.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
     orphaned = set(due.filter(user_id__in=list(user_ids), enqueued_at=None).values_list("user_id", flat=True))
     groups = []
-    for user_id in sorted(orphaned):
-        pks = list(due.filter(user_id=user_id).order_by("created_at", "pk").values_list("pk", flat=True)[:KICK_AHEAD])
+    for _, pks in sorted(leases.next_due(orphaned, now, KICK_AHEAD).items()):
         # One worker hands each on: the one whose UPDATE finds it still without a task.
-        if pks and Delivery.objects.filter(pk__in=pks, enqueued_at=None).update(enqueued_at=now):
+        if Delivery.objects.filter(pk__in=pks, enqueued_at=None).update(enqueued_at=now):
             groups.append(pks)
     if groups:
         queue.enqueue_tasks(queue.packed(groups))

@@ -39,7 +39,13 @@ def track(user_id, event):
     return {"type": "track", "userId": user_id, "event": event}
 
 
-def test_one_task_delivers_its_batch_and_hands_on_what_its_budget_leaves(store, sandbox, handed_on):
+@pytest.fixture
+def no_carrying_on(monkeypatch):
+    """Tasks that hand on at once what they do not finish, as they do once CARRY_ON_SECONDS are over."""
+    monkeypatch.setattr(loop, "CARRY_ON_SECONDS", 0)
+
+
+def test_one_task_delivers_its_batch_and_hands_on_what_its_budget_leaves(store, sandbox, handed_on, no_carrying_on):
     pks = store(identify("ann"), identify("bob"), track("ann", "First"), track("bob", "Other"), track("ann", "Second"))
     loop.deliver_many(pks[:3])
     loop.deliver_many(pks[3:], budget=0)  # the first is always tried; the budget is spent
@@ -53,7 +59,9 @@ def test_one_task_delivers_its_batch_and_hands_on_what_its_budget_leaves(store, 
     assert Delivery.objects.filter(state=State.DELIVERED).count() == 5
 
 
-def test_a_call_found_blocked_is_handed_on_when_the_users_older_call_is_delivered(store, sandbox, handed_on):
+def test_a_call_found_blocked_is_handed_on_when_the_users_older_call_is_delivered(
+    store, sandbox, handed_on, no_carrying_on
+):
     store(identify("cat"))
     first, second = store(track("cat", "Older"), track("cat", "Newer"))
     loop.deliver_many(Delivery.objects.filter(state=State.PENDING, call__type="identify").values_list("pk", flat=True))
@@ -127,7 +135,7 @@ def test_calls_a_worker_sent_but_did_not_record_are_sent_again_and_not_duplicate
     assert [event["event_name"] for event in sandbox.state.events_for("fay")] == ["Paid", "Shipped"]
 
 
-def test_a_blocked_users_next_calls_are_handed_on_together_in_one_task(store, sandbox, handed_on):
+def test_a_blocked_users_next_calls_are_handed_on_together_in_one_task(store, sandbox, handed_on, no_carrying_on):
     store(identify("gus"))
     loop.deliver_many(list(Delivery.objects.values_list("pk", flat=True)))
     first, second, third, fourth = store(*(track("gus", name) for name in ["A", "B", "C", "D"]))
@@ -142,3 +150,40 @@ def test_groups_are_packed_into_tasks_without_being_split(settings):
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 4}
     assert queue.packed([[1, 2, 3], [4], [5, 6]]) == [[1, 2, 3], [4], [5, 6]]
     assert queue.packed([[n] for n in range(8)]) == [[0, 1], [2, 3], [4, 5], [6, 7]]
+
+
+def test_a_task_goes_on_with_its_users_next_calls_instead_of_queueing_them_behind_others(store, sandbox, handed_on):
+    """A deep backlog: the user's calls sit in tasks queued long before, which each found theirs
+    held back by the call before and let it go. The task that delivers the user's oldest goes on
+    with the next ones itself, KICK_AHEAD at a time, rather than hand them on to the queue's end."""
+    store(identify("hal"), identify("ivy"))
+    loop.deliver_many(list(Delivery.objects.values_list("pk", flat=True)))
+    names = [f"Step {n}" for n in range(2 * loop.KICK_AHEAD + 5)]
+    hal = store(*(track("hal", name) for name in names))
+    ivy = store(track("ivy", "Elsewhere"))
+    for later in hal[1:]:
+        loop.deliver_many([later])  # each queued task found its call held back: none is left with a task
+    assert Delivery.objects.filter(pk__in=hal[1:], enqueued_at=None).count() == len(hal) - 1
+
+    loop.deliver_many([hal[0]])
+
+    assert [event["event_name"] for event in sandbox.state.events_for("hal")] == names  # in order, once each
+    assert set(Delivery.objects.filter(pk__in=hal).values_list("state", flat=True)) == {State.DELIVERED}
+    assert handed_on == []  # nothing of hal's left for the queue
+    assert Delivery.objects.get(pk=ivy[0]).state == State.PENDING  # another user's call keeps its own task
+
+
+def test_a_task_stops_carrying_on_after_its_time_and_hands_the_rest_on(store, sandbox, handed_on, monkeypatch):
+    store(identify("jon"))
+    loop.deliver_many(list(Delivery.objects.values_list("pk", flat=True)))
+    pks = store(*(track("jon", f"Step {n}") for n in range(4)))
+    for later in pks[1:]:
+        loop.deliver_many([later])
+    clock = iter(range(0, 1000, 5))  # every look at the clock is five seconds on
+    monkeypatch.setattr(loop.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(loop, "CARRY_ON_SECONDS", 1)
+
+    loop.deliver_many([pks[0]], budget=100)
+
+    assert Delivery.objects.get(pk=pks[0]).state == State.DELIVERED
+    assert handed_on == [pks[1:]]  # its time was over: handed on together, as before

@@ -36,7 +36,7 @@ def test_one_track_request_costs_a_bounded_number_of_statements(client, source, 
 
 @pytest.mark.parametrize("waiting", [5, 50])
 def test_an_identify_releasing_waiting_calls_costs_the_same_whatever_their_number(
-    client, source, sandbox, waiting, django_assert_max_num_queries
+    client, source, sandbox, waiting, django_assert_max_num_queries, monkeypatch
 ):
     _, key = source
     for n in range(waiting):
@@ -46,7 +46,8 @@ def test_an_identify_releasing_waiting_calls_costs_the_same_whatever_their_numbe
     post(client, key, "/v1/identify", {"userId": "ann", "anonymousId": "anon-1", "traits": {"email": "a@example.com"}})
     identify = Delivery.objects.get(call__type="identify")
 
-    with django_assert_max_num_queries(IDENTIFY_RELEASING):
+    with django_assert_max_num_queries(IDENTIFY_RELEASING), monkeypatch.context() as patch:
+        patch.setattr(loop, "CARRY_ON_SECONDS", 0)  # the calls released are the next tasks' (or `carry_on`'s)
         loop.deliver_many([identify.pk])
 
     assert Delivery.objects.filter(state=State.PENDING, user_id="ann").count() == waiting
