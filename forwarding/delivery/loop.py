@@ -1,6 +1,6 @@
 """The task loop: a task's deliveries claimed together under a lease, tried in order (a user's
-later call once the earlier is done), the delivered ones written together, then its users' next
-calls for a moment (`carry_on`), and what is left handed on."""
+later call once the earlier is done), the delivered ones written together, then its users' calls
+that no task holds (`carry_on`), and what is left handed on."""
 
 import time
 from datetime import timedelta
@@ -21,7 +21,7 @@ from forwarding.transformations import store
 TASK_BUDGET_SECONDS = 40
 IN_TASK_WAIT_SECONDS = 15
 KICK_AHEAD = 10  # a user's due deliveries handed on together (see `kick_next`, `carry_on`)
-CARRY_ON_SECONDS = 2.0  # how long a task goes on with its users' next calls (see `carry_on`)
+CARRY_ON_SECONDS = 2.0  # how long a task goes on with its users' calls no task holds (see `carry_on`)
 
 
 def deliver(pk, budget=TASK_BUDGET_SECONDS):
@@ -32,9 +32,9 @@ def deliver(pk, budget=TASK_BUDGET_SECONDS):
 def deliver_many(pks, budget=TASK_BUDGET_SECONDS):
     """Claim the deliveries together and try them in order. A user's later call that an earlier
     one of the same task held back is claimed again once that one is done; a rate-limited one
-    due within the budget is tried again here. Then go on with the users' next calls for a moment
-    (`carry_on`), and hand on to each user's next call where its own task found it blocked. What
-    the budget leaves is enqueued again as a task of its own."""
+    due within the budget is tried again here. Then deliver the users' next calls that their own
+    tasks found blocked, for a moment (`carry_on`), and hand on what is left of them. What the
+    budget leaves is enqueued again as a task of its own."""
     deadline = time.monotonic() + budget
     users, retry = set(), []
     try:
@@ -71,20 +71,20 @@ def in_turn(pks, deadline, users, retry):
 
 
 def carry_on(users, until, deadline, retry):
-    """Until `until`, try the next due calls of the users this task delivered to, KICK_AHEAD each,
-    round after round, and add the users reached to `users`. A deep backlog of a user's calls sat
-    in tasks queued long before: each of them found its call held back by the one before and let
-    it go, and `kick_next` handed the user on at the back of the queue, behind hundreds of such
-    tasks (four workers delivered nothing for seconds). A call another worker holds stops the
-    user here, and that worker hands the rest on; the queued tasks find theirs delivered. Stops
-    at a rate-limited call (`retry`) or when the budget runs out."""
+    """Until `until`, deliver here what `kick_next` would hand on for the users this task reached
+    (their next calls that no task holds), round after round, and add the users reached to
+    `users`. Handed on, those calls went to the back of the queue: after an outage, behind
+    hundreds of tasks queued long before, each of which found its call held back by the one
+    before and let it go; on SQLite four workers then went through them for seconds delivering
+    nothing. Calls that still have a task of their own are left to it. Stops at a rate-limited
+    call (`retry`) or when the budget runs out."""
     reached = set(users)
     while time.monotonic() < until:
-        following = leases.next_due(reached - {""}, timezone.now(), KICK_AHEAD)
-        if not following:
+        groups = orphans(reached - {""})
+        if not groups:
             return
         reached = set()
-        going = in_turn([pk for _, pks in sorted(following.items()) for pk in pks], deadline, reached, retry)
+        going = in_turn([pk for pks in groups for pk in pks], deadline, reached, retry)
         users |= reached
         if not going or retry:
             return
@@ -186,16 +186,22 @@ def held_back(pks):
 
 
 def kick_next(user_ids):
+    """Enqueue the users' calls that no task holds (`orphans`), each user's in one task."""
+    groups = orphans(user_ids)
+    if groups:
+        queue.enqueue_tasks(queue.packed(groups))
+
+
+def orphans(user_ids):
     """For each user with a due delivery that its own task found blocked (and so left with no
-    task), enqueue the user's next KICK_AHEAD due deliveries together, in one task. The later ones
-    may still have a task on the queue; it finds them delivered."""
+    task), the user's next KICK_AHEAD due deliveries, taken for a task: [[pks], ...]. The later
+    ones may still have a task on the queue; it finds them delivered."""
     now = timezone.now()
     due = Delivery.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
     orphaned = set(due.filter(user_id__in=list(user_ids), enqueued_at=None).values_list("user_id", flat=True))
     groups = []
     for _, pks in sorted(leases.next_due(orphaned, now, KICK_AHEAD).items()):
-        # One worker hands each on: the one whose UPDATE finds it still without a task.
+        # One worker takes each on: the one whose UPDATE finds it still without a task.
         if Delivery.objects.filter(pk__in=pks, enqueued_at=None).update(enqueued_at=now):
             groups.append(pks)
-    if groups:
-        queue.enqueue_tasks(queue.packed(groups))
+    return groups
