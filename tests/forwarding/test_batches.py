@@ -6,6 +6,7 @@ import time
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from forwarding.delivery import loop, queue, sweeper
 from forwarding.delivery.buffer import OutcomeBuffer
@@ -155,7 +156,7 @@ def test_groups_are_packed_into_tasks_without_being_split(settings):
 def test_a_task_goes_on_with_its_users_next_calls_instead_of_queueing_them_behind_others(store, sandbox, handed_on):
     """A deep backlog: the user's calls sit in tasks queued long before, which each found theirs
     held back by the call before and let it go. The task that delivers the user's oldest goes on
-    with the next ones itself, KICK_AHEAD at a time, rather than hand them on to the queue's end."""
+    with those itself, KICK_AHEAD at a time, rather than hand them on to the queue's end."""
     store(identify("hal"), identify("ivy"))
     loop.deliver_many(list(Delivery.objects.values_list("pk", flat=True)))
     names = [f"Step {n}" for n in range(2 * loop.KICK_AHEAD + 5)]
@@ -187,3 +188,18 @@ def test_a_task_stops_carrying_on_after_its_time_and_hands_the_rest_on(store, sa
 
     assert Delivery.objects.get(pk=pks[0]).state == State.DELIVERED
     assert handed_on == [pks[1:]]  # its time was over: handed on together, as before
+
+
+def test_a_task_leaves_a_users_next_call_to_the_task_still_queued_for_it(store, sandbox, handed_on):
+    store(identify("kim"))
+    loop.deliver_many(list(Delivery.objects.values_list("pk", flat=True)))
+    first, second = store(track("kim", "One"), track("kim", "Two"))
+    Delivery.objects.filter(pk=second).update(enqueued_at=timezone.now())  # its task is on the queue
+
+    loop.deliver_many([first])
+
+    assert Delivery.objects.get(pk=first).state == State.DELIVERED
+    assert Delivery.objects.get(pk=second).state == State.PENDING  # its own task delivers it
+    assert handed_on == []
+    loop.deliver_many([second])
+    assert [event["event_name"] for event in sandbox.state.events_for("kim")] == ["One", "Two"]
