@@ -76,8 +76,8 @@ def carry_on(users, until, deadline, retry):
     `users`. Handed on, those calls went to the back of the queue: after an outage, behind
     hundreds of tasks queued long before, each of which found its call held back by the one
     before and let it go; on SQLite four workers then went through them for seconds delivering
-    nothing. Calls that still have a task of their own are left to it. Stops at a rate-limited
-    call (`retry`) or when the budget runs out."""
+    nothing. A user whose next calls all still have a task queued is left to those tasks. Stops
+    at a rate-limited call (`retry`) or when the budget runs out."""
     reached = set(users)
     while time.monotonic() < until:
         groups = orphans(reached - {""})
