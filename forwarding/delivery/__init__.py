@@ -1,7 +1,9 @@
 """The delivery engine: a stored call's way to Intercom (docs/architecture.md walks one call).
 
-- loop: the task loop: a task's deliveries claimed together, tried in order, handed on
-- leases: the claim of deliveries under a lease (one SQL statement), and their return
+- loop: the task loop: a task's deliveries claimed together, tried in order, its users' next
+  calls no task holds carried on, the rest handed on
+- leases: the claim of deliveries under a lease (one SQL statement), their return, and each
+  user's next due deliveries
 - attempt: one try of a delivery: routed, mapped once, sent, and what its outcome sets off
 - sequence: the Intercom requests of one call, per call type, as a Result
 - exchanges: an attempt's requests, each recorded and paced by the limiter (the recording client)
