@@ -36,17 +36,17 @@ def deliver_many(pks, budget=TASK_BUDGET_SECONDS):
     tasks found blocked, for a moment (`carry_on`), and hand on what is left of them. What the
     budget leaves is enqueued again as a task of its own."""
     deadline = time.monotonic() + budget
-    users, retry = set(), []
+    users, retry, settled = set(), [], False
     try:
         if in_turn(list(pks), deadline, users, retry) and not retry:
-            carry_on(users, min(deadline, time.monotonic() + CARRY_ON_SECONDS), deadline, retry)
+            settled = carry_on(users, min(deadline, time.monotonic() + CARRY_ON_SECONDS), deadline, retry)
         for pk in retry:
             if time.monotonic() < deadline:
                 users.add(deliver_one(pk, deadline))
     finally:
         limiter.give_back()
     users.discard("")
-    if users:
+    if users and not settled:  # carry_on just found none of them with a call to hand on
         kick_next(users)
 
 
@@ -77,17 +77,19 @@ def carry_on(users, until, deadline, retry):
     hundreds of tasks queued long before, each of which found its call held back by the one
     before and let it go; on SQLite four workers then went through them for seconds delivering
     nothing. A user whose next calls all still have a task queued is left to those tasks. Stops
-    at a rate-limited call (`retry`) or when the budget runs out."""
-    reached = set(users)
+    at a rate-limited call (`retry`) or when the budget runs out. Returns whether its first look
+    found nothing (then `kick_next` would look at the same users for nothing)."""
+    reached, first = set(users), True
     while time.monotonic() < until:
         groups = orphans(reached - {""})
         if not groups:
-            return
-        reached = set()
+            return first
+        reached, first = set(), False
         going = in_turn([pk for pks in groups for pk in pks], deadline, reached, retry)
         users |= reached
         if not going or retry:
-            return
+            return False
+    return False
 
 
 def run(deliveries, lease_until, deadline, users, retry):
