@@ -17,6 +17,10 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 50  # deliveries per task at most
 REOPEN_CHUNK = 1000  # deliveries made due again in one transaction
+DELIVER_TASK = "forwarding.tasks.deliver_many"
+# Tasks the sweeper reads from the queue to tell lost deliveries from waiting ones: 2,000 tasks
+# hold 50,000-100,000 deliveries, the oldest, those the sweeper looks at first.
+WAITING_TASKS_READ = 2000
 
 
 def enqueue(delivery_ids):
@@ -37,13 +41,45 @@ def enqueue_tasks(tasks):
         with batch:
             for chunk in tasks:
                 name = f"deliver-{chunk[0]}" + (f"+{len(chunk) - 1}" if len(chunk) > 1 else "")
-                async_task("forwarding.tasks.deliver_many", chunk, task_name=name, save=False, broker=broker)
+                async_task(DELIVER_TASK, chunk, task_name=name, save=False, broker=broker)
     except Exception:  # the brokers' errors (redis, database) have no common base class
         pks = [pk for chunk in tasks for pk in chunk]
         logger.warning("task queue unavailable; %d deliveries left to the sweeper", len(pks))
         Delivery.objects.filter(pk__in=pks).update(enqueued_at=None)
         return False
     return True
+
+
+def waiting(limit=WAITING_TASKS_READ):
+    """The deliveries of the oldest `limit` tasks still waiting in the queue, taken by no worker
+    (their calls are not lost: a worker will take them). Tasks a worker took, and that died with
+    it, are not among them. Empty when the queue cannot be read (it is down: nothing is known)."""
+    from django_q.signing import BadSignature, SignedPackage
+
+    broker = queue_broker()
+    try:
+        if in_the_database(broker):
+            payloads = (
+                broker.get_connection()
+                .filter(key=broker.list_key, lock__lte=timezone.now())
+                .order_by("pk")
+                .values_list("payload", flat=True)[:limit]
+            )
+        else:
+            payloads = broker.connection.lrange(broker.list_key, 0, limit - 1)
+        payloads = list(payloads)
+    except Exception:  # the brokers' errors (redis, database) have no common base class
+        logger.warning("task queue unreadable; its tasks are taken for lost", exc_info=True)
+        return set()
+    pks = set()
+    for payload in payloads:
+        try:
+            task = SignedPackage.loads(payload)
+        except (BadSignature, ValueError, TypeError):
+            continue  # another secret's, or not django-q2's: not ours to read
+        if task.get("func") == DELIVER_TASK and task.get("args"):
+            pks.update(task["args"][0])
+    return pks
 
 
 def in_the_database(broker=None):

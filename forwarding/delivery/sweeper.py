@@ -37,7 +37,9 @@ def worker_started(**kwargs):
 def lost_tasks(now):
     """Due deliveries whose task seems lost: for each user only the oldest (the others are
     blocked behind it and follow when it finishes), unless it was enqueued a moment ago and no
-    worker has restarted since."""
+    worker has restarted since, or its task still waits in the queue (a deep backlog, or tasks
+    queued before the workers started: those are not lost, and enqueuing them again would only
+    make the workers go through duplicates)."""
     grace = now - timedelta(seconds=settings.RELAY_REENQUEUE_AFTER)
     restart = WorkerStart.objects.values_list("started_at", flat=True).first()
     if restart is not None and grace < restart <= now:
@@ -47,14 +49,20 @@ def lost_tasks(now):
         .order_by("created_at", "pk")
         .values_list("pk", "user_id", "enqueued_at", "next_attempt_at")[: SWEEP_BATCH * 5]
     )
-    due, users = [], set()
+    due, stale, users = [], set(), set()
     for pk, user_id, enqueued_at, next_attempt_at in candidates:
         if user_id:
             if user_id in users:
                 continue
             users.add(user_id)
-        if enqueued_at is None or enqueued_at < grace or enqueued_at < next_attempt_at:
+        if enqueued_at is None or enqueued_at < next_attempt_at:
+            due.append(pk)  # never enqueued, or due again since (a retry)
+        elif enqueued_at < grace:
             due.append(pk)
+            stale.add(pk)  # enqueued long ago, or before a restart: its task may be lost
+    if stale:
+        waiting = queue.waiting() & stale
+        due = [pk for pk in due if pk not in waiting]
     return due[:SWEEP_BATCH]
 
 
