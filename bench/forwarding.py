@@ -57,8 +57,10 @@ SETTLE_WINDOWS = 2
 RULE_SEGMENT_SECONDS = float(os.environ.get("BENCH_RULE_SEGMENT_SECONDS", 1.5))
 RULE_SETTLE_SECONDS = 0.5
 RULE_WARMUP_SECONDS = 4  # after the cluster's first delivery (the first seconds run slower)
-SWEEP_SETTLE_SECONDS = 4  # after the cluster's first sweep began (see with_and_without_rules)
 RULE_ROUNDS = int(os.environ.get("BENCH_RULE_ROUNDS", 3))
+# Tally rows left once a sweep has folded them: a few thousand keys, and the 2,000 or so rows a
+# second of deliveries adds until the next sweep.
+TALLIES_FOLDED = 30_000
 # Phase 4's users: its backlog is five or six times phase 3's, spread so that each user has 25-30
 # calls queued. (With 200 users, some 150 calls each, the SQLite run used to deliver nothing after
 # a few seconds: the workers went through hundreds of queued tasks whose calls were each held
@@ -180,23 +182,19 @@ def without_limit(sandbox, qcluster):
                 break
             pause(qcluster, False)
             time.sleep(FREE_RESUME_SECONDS)
-            start, cpu = datetime.now(UTC), support.group_cpu_seconds(qcluster.pid)
-            time.sleep(FREE_SEGMENT_SECONDS)
-            relay_segments.append((start, datetime.now(UTC), support.group_cpu_seconds(qcluster.pid) - cpu))
+            relay_segments.append(timed_segment(qcluster, FREE_SEGMENT_SECONDS))
     finally:
         pause(qcluster, False)
     time.sleep(1.0)  # the last delivered outcomes flushed (every half second)
-    relay = [(delivered_between(start, end), (end - start).total_seconds(), cpu) for start, end, cpu in relay_segments]
-    delivered, seconds, cpu = (sum(column) for column in zip(*relay, strict=True)) if relay else (0, 0.0, 0.0)
+    relay = relay_totals(relay_segments)
     done, bare_seconds, bare_cpu = (sum(column) for column in zip(*bare_segments, strict=True))
     ran_out_note = "; the backlog ran out" if ran_out else ""
     return {
-        "rate": delivered / seconds if seconds else 0.0,
+        **relay,
         "bare_rate": done / bare_seconds,
-        "measured": f"{len(relay)} relay segments, {seconds:.1f} s, {delivered} deliveries;"
+        "measured": f"{relay['segments']} relay segments, {relay['seconds']:.1f} s, {relay['delivered']} deliveries;"
         f" loop {len(bare_segments)} segments, {bare_seconds:.1f} s, {done} requests{ran_out_note}",
-        "by segment": ", ".join(f"{n / t:.0f}" for n, t, _ in relay),
-        "cpu_ms": 1000 * cpu / max(delivered, 1),
+        "by segment": ", ".join(f"{rate:.0f}" for rate in relay["rates"]),
         "bare_cpu_ms": 1000 * bare_cpu / max(done, 1),
         "distinct": len(replay),
     }
@@ -335,12 +333,10 @@ def with_and_without_rules(stack, backend, sandbox, rate):
     qcluster = support.start_qcluster(stack, backend, sandbox)
     support.wait_for(lambda: delivered_between(started, datetime.now(UTC)), 60, "phase 4's first delivery", 0.1)
     time.sleep(RULE_WARMUP_SECONDS)
-    # The new cluster's first sweep: a worker has started since the backlog was queued, so the
-    # sweeper takes its tasks for lost and enqueues the users' oldest calls again (see
-    # sweeper.lost_tasks). For a few seconds the workers go through those duplicates; measured,
-    # that dip fell on whichever segments it met (the first two "on" ones: 0.86 and 0.78).
-    support.wait_for(lambda: sweep_started(started), 90, "phase 4's first sweep", 0.2)
-    time.sleep(SWEEP_SETTLE_SECONDS)
+    # The new cluster's first sweep folds the tallies of phases 3 and 4's stores and deliveries
+    # (some 120,000 rows, 4 s on SQLite, the write lock left free half the time). Deliveries/s
+    # halved meanwhile, on whichever segments it met (the first two "on" ones: 0.86 and 0.78).
+    support.wait_for(lambda: tallies_folded(started), 90, "phase 4's first sweep to fold the tallies", 0.2)
     segments, ran_out = [], False
     for enabled in order:
         if Delivery.objects.exclude(state=State.DELIVERED).count() < pace * per_segment:
@@ -348,44 +344,34 @@ def with_and_without_rules(stack, backend, sandbox, rate):
             break
         toggle_rules(enabled)
         time.sleep(RULE_SETTLE_SECONDS)
-        start, cpu = datetime.now(UTC), support.group_cpu_seconds(qcluster.pid)
-        time.sleep(RULE_SEGMENT_SECONDS)
-        segments.append((enabled, start, datetime.now(UTC), support.group_cpu_seconds(qcluster.pid) - cpu))
+        segments.append((enabled, timed_segment(qcluster, RULE_SEGMENT_SECONDS)))
     time.sleep(1.0)  # the last delivered outcomes flushed (every half second)
     qcluster.stop()
     toggle_rules(False)
-    rates = [
-        f"{'on' if enabled else 'off'} {delivered_between(start, end) / (end - start).total_seconds():.0f}"
-        for enabled, start, end, _ in segments
-    ]
     totals = {"on": segment_totals(segments, True), "off": segment_totals(segments, False)}
+    rates = [f"{'on' if enabled else 'off'} {relay_totals([segment])['rate']:.0f}" for enabled, segment in segments]
     return {**totals, "by segment": ", ".join(rates), "ran_out": ran_out}
 
 
-def sweep_started(since):
-    from forwarding.models import SweepRun
+def tallies_folded(since):
+    """Whether a sweep began `since` and the tallies are folded."""
+    from forwarding.models import DeliveryTally, SweepRun
 
-    return SweepRun.objects.filter(name="sweep", started_at__gte=since).exists()
+    began = SweepRun.objects.filter(name="sweep", started_at__gte=since).exists()
+    return began and DeliveryTally.objects.count() < TALLIES_FOLDED
 
 
 def segment_totals(segments, enabled):
-    """Deliveries, seconds, qcluster CPU seconds and attempts that applied rules, over the segments
-    with the rules `enabled` (or not)."""
+    """`relay_totals` over the segments with the rules `enabled` (or not), and their attempts,
+    those that applied a rule among them."""
     from forwarding.models import Attempt
 
-    totals = {"segments": 0, "delivered": 0, "seconds": 0.0, "cpu": 0.0, "attempts": 0, "with rules": 0}
-    for flag, start, end, cpu in segments:
-        if flag != enabled:
-            continue
+    chosen = [segment for flag, segment in segments if flag == enabled]
+    totals = {**relay_totals(chosen), "attempts": 0, "with rules": 0}
+    for start, end, _ in chosen:
         rules = list(Attempt.objects.filter(started_at__gte=start, started_at__lt=end).values_list("rules", flat=True))
-        totals["segments"] += 1
-        totals["delivered"] += delivered_between(start, end)
-        totals["seconds"] += (end - start).total_seconds()
-        totals["cpu"] += cpu
         totals["attempts"] += len(rules)
         totals["with rules"] += sum(bool(applied) for applied in rules)
-    totals["rate"] = totals["delivered"] / totals["seconds"] if totals["seconds"] else 0.0
-    totals["cpu_ms"] = 1000 * totals["cpu"] / max(totals["delivered"], 1)
     return totals
 
 
@@ -486,6 +472,28 @@ def rules_figure(rules):
 
 
 # -- shared ----------------------------------------------------------------------------------------
+
+
+def timed_segment(qcluster, seconds):
+    """Let the cluster deliver for `seconds`: (start, end, CPU seconds of its processes)."""
+    start, cpu = datetime.now(UTC), support.group_cpu_seconds(qcluster.pid)
+    time.sleep(seconds)
+    return start, datetime.now(UTC), support.group_cpu_seconds(qcluster.pid) - cpu
+
+
+def relay_totals(segments):
+    """Over `timed_segment`s: their number, deliveries, seconds and CPU seconds, the rate of each,
+    and the rate and CPU milliseconds per delivery of all together."""
+    totals = {"segments": len(segments), "delivered": 0, "seconds": 0.0, "cpu": 0.0, "rates": []}
+    for start, end, cpu in segments:
+        delivered, seconds = delivered_between(start, end), (end - start).total_seconds()
+        totals["delivered"] += delivered
+        totals["seconds"] += seconds
+        totals["cpu"] += cpu
+        totals["rates"].append(delivered / seconds)
+    totals["rate"] = totals["delivered"] / totals["seconds"] if totals["seconds"] else 0.0
+    totals["cpu_ms"] = 1000 * totals["cpu"] / max(totals["delivered"], 1)
+    return totals
 
 
 def store_tracks(users, count):
