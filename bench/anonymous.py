@@ -223,7 +223,7 @@ def drain():
     while broker.queue_size():
         for task_id, payload in broker.dequeue() or []:
             task = SignedPackage.loads(payload)
-            assert task["func"] == "forwarding.tasks.deliver_many", task["func"]
+            assert task["func"] == queue.DELIVER_TASK, task["func"]
             from forwarding import tasks
 
             tasks.deliver_many(*task["args"], **task["kwargs"])

@@ -349,7 +349,8 @@ def with_and_without_rules(stack, backend, sandbox, rate):
     qcluster.stop()
     toggle_rules(False)
     totals = {"on": segment_totals(segments, True), "off": segment_totals(segments, False)}
-    rates = [f"{'on' if enabled else 'off'} {relay_totals([segment])['rate']:.0f}" for enabled, segment in segments]
+    in_order = relay_totals([segment for _, segment in segments])["rates"]
+    rates = [f"{'on' if enabled else 'off'} {rate:.0f}" for (enabled, _), rate in zip(segments, in_order, strict=True)]
     return {**totals, "by segment": ", ".join(rates), "ran_out": ran_out}
 
 

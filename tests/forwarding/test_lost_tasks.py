@@ -4,6 +4,7 @@ backlog) are not lost, whichever broker holds them (the ORM broker on SQLite, Re
 PostgreSQL): enqueuing them again made the workers go through duplicates."""
 
 import pytest
+from django.utils import timezone
 from django_q.signing import SignedPackage
 
 from forwarding.delivery import queue, sweeper
@@ -53,7 +54,7 @@ def test_a_task_taken_by_a_worker_that_died_is_enqueued_again(client, source, br
 
     oldest = oldest_per_user()
     lost_user = Delivery.objects.get(pk=taken[0]).user_id
-    assert sweeper.lost_tasks(sweeper.timezone.now()) == [oldest[lost_user]]
+    assert sweeper.lost_tasks(timezone.now()) == [oldest[lost_user]]
     assert sweeper.sweep()["enqueued"] == 1
     assert broker.queue_size() == 6  # the five left waiting, and the lost one's again
 
@@ -63,4 +64,4 @@ def test_an_unreadable_queue_leaves_every_stale_call_to_the_sweeper(client, sour
     sweeper.worker_started()
     # Nothing known of the queue (it is down, say): every call enqueued before the start may be lost.
     monkeypatch.setattr(queue, "queue_broker", lambda: None)
-    assert sorted(sweeper.lost_tasks(sweeper.timezone.now())) == sorted(oldest_per_user().values())
+    assert sorted(sweeper.lost_tasks(timezone.now())) == sorted(oldest_per_user().values())
