@@ -250,6 +250,8 @@ Q_CLUSTER = {
     "name": "relay",
     # Deliveries wait on Intercom, not the CPU: more workers than cores (one also runs the sweeper).
     "workers": envint("RELAY_WORKERS", 4, minimum=1),
+    # A worker process is replaced by a fresh one after this many tasks (django-q2's default).
+    "recycle": envint("RELAY_WORKER_RECYCLE", 500, minimum=1),
     "timeout": 60,
     "retry": 90,
     "max_attempts": 3,

@@ -13,8 +13,9 @@ class ForwardingConfig(AppConfig):
 
         post_migrate.connect(ensure_schedules, sender=self)
 
-        from django_q.signals import post_spawn
+        from django_q.signals import post_execute_in_worker, post_spawn
 
-        from forwarding.delivery.sweeper import worker_started
+        from forwarding.delivery.worker_starts import task_done, worker_started
 
         post_spawn.connect(worker_started, dispatch_uid="relay-worker-started")
+        post_execute_in_worker.connect(task_done, dispatch_uid="relay-task-done")

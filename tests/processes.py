@@ -124,6 +124,19 @@ class Cluster:
         return Path(self.log_path).read_text(errors="replace")
 
 
+def children(pid):
+    """Live child processes of `pid`, oldest first (from /proc)."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append((int(fields[19]), int(entry)))  # start time, pid
+    return [child for _, child in sorted(found)]
+
+
 def wait_until(predicate, timeout=30.0, interval=0.2, message="condition"):
     """Poll `predicate` until it is truthy; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -7,7 +7,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -24,14 +24,6 @@ SWEEP_BATCH = 1000
 EXPIRE_SLICE = 250
 EXPIRE_PASS_SECONDS = 2.0  # a sweep fails waits for about this long; the rest are the next sweep's
 SWEEP_QUEUED_BEHIND = 5  # seconds after a sweep ends in which another one is a queued duplicate
-
-
-def worker_started(**kwargs):
-    """django-q2's post_spawn: a worker process (re)started; what was enqueued before may be lost."""
-    try:
-        WorkerStart.objects.update_or_create(name="workers", defaults={"started_at": timezone.now()})
-    except DatabaseError:
-        logger.warning("could not record a worker start", exc_info=True)
 
 
 def lost_tasks(now):

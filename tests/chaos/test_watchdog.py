@@ -11,24 +11,11 @@ import pytest
 import requests
 
 from forwarding.models import ClusterBeat, Delivery, State
-from tests.processes import wait_until
+from tests.processes import children, wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 STALL_SECONDS = 8
 USERS = 40
-
-
-def children(pid):
-    """Live child processes of `pid`, oldest first (from /proc)."""
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append((int(fields[19]), int(entry)))  # start time, pid
-    return [child for _, child in sorted(found)]
 
 
 def workers(cluster):

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 from django_q.signing import SignedPackage
 
-from forwarding.delivery import queue, sweeper
+from forwarding.delivery import queue, sweeper, worker_starts
 from forwarding.models import Delivery
 from tests.forwarding.ingest import post_batch
 
@@ -37,7 +37,7 @@ def store(client, key, users):
 
 def test_calls_queued_before_the_workers_started_are_not_enqueued_again(client, source, broker, settings):
     store(client, source[1], ["ann", "bob", "cy"])
-    sweeper.worker_started()  # the workers start after the calls were queued
+    worker_starts.worker_started()  # the workers start after the calls were queued
 
     assert sweeper.sweep()["enqueued"] == 0
     # Long after too: a deep backlog's tasks wait longer than RELAY_REENQUEUE_AFTER.
@@ -50,7 +50,7 @@ def test_a_task_taken_by_a_worker_that_died_is_enqueued_again(client, source, br
     store(client, source[1], ["ann", "bob", "cy"])
     (_, payload), *_ = broker.dequeue()  # a worker takes one task...
     taken = SignedPackage.loads(payload)["args"][0]
-    sweeper.worker_started()  # ...and dies with it; the workers start again
+    worker_starts.worker_started()  # ...and dies with it; the workers start again
 
     oldest = oldest_per_user()
     lost_user = Delivery.objects.get(pk=taken[0]).user_id
@@ -61,7 +61,7 @@ def test_a_task_taken_by_a_worker_that_died_is_enqueued_again(client, source, br
 
 def test_an_unreadable_queue_leaves_every_stale_call_to_the_sweeper(client, source, broker, monkeypatch):
     store(client, source[1], ["ann", "bob"])
-    sweeper.worker_started()
+    worker_starts.worker_started()
     # Nothing known of the queue (it is down, say): every call enqueued before the start may be lost.
     monkeypatch.setattr(queue, "queue_broker", lambda: None)
     assert sorted(sweeper.lost_tasks(timezone.now())) == sorted(oldest_per_user().values())
