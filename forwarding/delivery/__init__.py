@@ -15,6 +15,7 @@
 - queue: the task queue's plumbing: enqueue in batches, reopen (resend, release)
 - sweeper: due retries, expired leases, lost tasks, expired waits; one sweep at a time
 - watchdog: the cluster's heartbeat, and its restart when no task runs
+- worker_starts: which worker starts may have lost a task (a recycled worker's replacement has not)
 - attributes: custom data attributes: aliases, refusals, creation (docs/fidelity.md)
 - workspace: which Intercom workspace the token writes to; caches are kept per workspace
 - connection: the connection status the dashboard shows

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from django.db import DatabaseError
 from django.utils import timezone
+from django_q.conf import Conf
+from django_q.worker import rss_check
 
 from forwarding.models import WorkerStart
 
@@ -35,9 +37,6 @@ def task_done(**kwargs):
     """django-q2's post_execute_in_worker: after the task on which django-q2 recycles this
     worker (its own test, in the same order), leave the marker."""
     global _tasks_done
-    from django_q.conf import Conf
-    from django_q.worker import rss_check
-
     _tasks_done += 1
     if _tasks_done == Conf.RECYCLE or rss_check():
         try:
