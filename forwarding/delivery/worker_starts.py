@@ -47,16 +47,19 @@ def task_done(**kwargs):
 
 
 def replaces_recycled():
-    """Take one fresh marker left by a recycled worker of this process's sentinel, if any."""
+    """Take one fresh marker left by a recycled worker of this process's sentinel, if any; stale
+    markers (any sentinel's) are removed on the way."""
     prefix = f"{os.getppid()}-"
     try:
-        names = [name for name in os.listdir(MARKERS) if name.startswith(prefix)]
+        names = os.listdir(MARKERS)
     except OSError:
         return False
     for name in names:
         marker = MARKERS / name
         try:
             fresh = time.time() - marker.stat().st_mtime < MARKER_FRESH_SECONDS
+            if fresh and not name.startswith(prefix):
+                continue  # another cluster's on this machine
             marker.unlink()  # only one replacement takes it
         except OSError:
             continue  # a sibling took it

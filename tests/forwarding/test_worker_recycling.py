@@ -55,10 +55,12 @@ def test_a_marker_its_sentinel_never_took_is_not_taken_later(transactional_db, m
     [marker] = markers.iterdir()
     old = time.time() - worker_starts.MARKER_FRESH_SECONDS - 1
     os.utime(marker, (old, old))  # the sentinel died before replacing the worker
+    other_cluster = markers / f"{os.getppid() + 1}-{os.getpid()}"  # another sentinel's worker, just recycled
+    other_cluster.touch()
 
     worker_starts.worker_started()
     assert recorded_start() is not None
-    assert list(markers.iterdir()) == []
+    assert list(markers.iterdir()) == [other_cluster]
 
 
 @pytest.mark.slow
