@@ -57,8 +57,6 @@ SETTLE_WINDOWS = 2
 RULE_SEGMENT_SECONDS = float(os.environ.get("BENCH_RULE_SEGMENT_SECONDS", 1.5))
 RULE_SETTLE_SECONDS = 0.5
 RULE_WARMUP_SECONDS = 4  # after the cluster's first delivery (the first seconds run slower)
-# Then the new cluster's first sweeps fold the tallies, about 1 s each 5 s (sweeper.FOLD_PASS_SECONDS).
-RULE_FOLD_SECONDS = 10
 RULE_ROUNDS = int(os.environ.get("BENCH_RULE_ROUNDS", 3))
 # Tally rows left once a sweep has folded them: a few thousand keys, and the 2,000 or so rows a
 # second of deliveries adds until the next sweep.
@@ -330,12 +328,12 @@ def with_and_without_rules(stack, backend, sandbox, rate):
     per_segment = RULE_SETTLE_SECONDS + RULE_SEGMENT_SECONDS
     # The pace it may reach: phase 4 often runs faster than phase 3 (or phase 3 was slowed down).
     pace = max(1.3 * rate, 1000)
-    store_tracks(users, int(pace * (1.25 * per_segment * len(order) + RULE_WARMUP_SECONDS + RULE_FOLD_SECONDS + 2)))
+    store_tracks(users, int(pace * (1.25 * per_segment * len(order) + RULE_WARMUP_SECONDS + 2)))
     started = datetime.now(UTC)
     qcluster = support.start_qcluster(stack, backend, sandbox)
     support.wait_for(lambda: delivered_between(started, datetime.now(UTC)), 60, "phase 4's first delivery", 0.1)
     time.sleep(RULE_WARMUP_SECONDS)
-    # The new cluster's first sweeps fold the tallies of phases 3 and 4's stores and deliveries
+    # The new cluster's first sweep folds the tallies of phases 3 and 4's stores and deliveries
     # (some 120,000 rows, 4 s on SQLite, the write lock left free half the time). Deliveries/s
     # halved meanwhile, on whichever segments it met (the first two "on" ones: 0.86 and 0.78).
     support.wait_for(lambda: tallies_folded(started), 90, "phase 4's first sweep to fold the tallies", 0.2)
@@ -357,7 +355,7 @@ def with_and_without_rules(stack, backend, sandbox, rate):
 
 
 def tallies_folded(since):
-    """Whether a sweep began `since` and the tallies are folded (a sweep folds for about 1 s)."""
+    """Whether a sweep began `since` and the tallies are folded."""
     from forwarding.models import DeliveryTally, SweepRun
 
     began = SweepRun.objects.filter(name="sweep", started_at__gte=since).exists()

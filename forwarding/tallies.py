@@ -139,7 +139,7 @@ def drop_triggers(schema_editor):
         schema_editor.execute(sql, params=None)
 
 
-def fold(now=None, chunk=FOLD_CHUNK, budget=None):
+def fold(now=None, chunk=FOLD_CHUNK):
     """Sum the tallies into one row per (hour, state, cause), and drop the hours past KEPT. Only the
     keys with more than one row are touched: a sweep every few seconds used to rewrite every pair
     of the last 8 days (some 1,500 rows) when a handful had changed. Safe beside writers: each
@@ -150,24 +150,19 @@ def fold(now=None, chunk=FOLD_CHUNK, budget=None):
     them, of about `chunk` rows, reading only their rows. Every chunk used to find the keys to
     fold over the whole table, in the write transaction: after a million waits expired (200,000
     rows) a chunk held SQLite's write lock for 0.8 s, and a call stored meanwhile waited 1.7 s.
-    On SQLite the lock is then left free as long as the chunk held it, for ingestion's writers.
-
-    With a `budget` (seconds), it stops after the chunk that spends it, oldest hours first: the
-    next fold goes on from there. Unfolded rows still count as they are."""
+    On SQLite the lock is then left free as long as the chunk held it, for ingestion's writers."""
     now = now or timezone.now()
     DeliveryTally.objects.filter(hour__lt=now - KEPT).delete()
     last = DeliveryTally.objects.order_by("-pk").values_list("pk", flat=True).first()
     if last is None:
         return 0
-    folded, deadline = 0, None if budget is None else time.monotonic() + budget
+    folded = 0
     for first_hour, last_hour in hour_ranges(dirty_hours(last), chunk):
         while True:
             began = time.monotonic()
             taken = fold_chunk(last, chunk, first_hour, last_hour)
             folded += taken
             write_lock.leave_free(began)
-            if deadline is not None and time.monotonic() > deadline:
-                return folded
             if taken < chunk:
                 break
     return folded

@@ -23,10 +23,6 @@ SWEEP_BATCH = 1000
 # at a million calls on SQLite (six indexes and two tally rows per delivery changed).
 EXPIRE_SLICE = 250
 EXPIRE_PASS_SECONDS = 2.0  # a sweep fails waits for about this long; the rest are the next sweep's
-# A sweep folds tallies for about this long; the rest are the next sweep's. The first sweep after
-# the workers were down folds every row written meanwhile: 120,000 rows took 3.9 s on SQLite in
-# one sweep, the write lock taken half that time, and the sweep's other work waited behind it.
-FOLD_PASS_SECONDS = 1.0
 SWEEP_QUEUED_BEHIND = 5  # seconds after a sweep ends in which another one is a queued duplicate
 
 
@@ -126,14 +122,8 @@ def sweep(now=None):
     released = []
     if EventName.objects.filter(held_count__gt=0).exists() and not event_names.usage().full:
         released = event_names.release_held()  # the limit was raised
-    folded = tallies.fold(now, budget=FOLD_PASS_SECONDS)
-    return {
-        "leases_expired": expired,
-        "enqueued": len(due),
-        "waits_expired": expired_waits,
-        "released": released,
-        "tallies_folded": folded,
-    }
+    tallies.fold(now)
+    return {"leases_expired": expired, "enqueued": len(due), "waits_expired": expired_waits, "released": released}
 
 
 def expire_waits(now, slice_size=EXPIRE_SLICE, budget=EXPIRE_PASS_SECONDS):

@@ -63,23 +63,6 @@ def test_every_way_of_changing_a_state_is_counted_and_folding_keeps_the_sums(mak
     assert tallied() == {(hour(now), State.DELIVERED): 1, (hour(now), State.WAITING): 1}
 
 
-def test_a_fold_on_a_budget_stops_after_the_chunk_that_spends_it_and_the_next_goes_on(make_call):
-    """The sweeper's: after the workers were down, the first sweep has every row written meanwhile
-    to fold, and its other work must not wait for all of them."""
-    now = timezone.now()
-    for n in range(6):
-        make_call(state="pending", received_at=now - timedelta(hours=n))
-    Delivery.objects.update(state=State.DELIVERED)  # each hour: +1 and -1 pending to fold, +1 delivered
-    expected = tallied()
-
-    folds = []
-    while folded := tallies.fold(now, chunk=2, budget=0):
-        folds.append(folded)
-        assert tallied() == expected  # what is left unfolded still counts
-    assert folds == [2] * 6  # one chunk each, oldest hours first
-    assert DeliveryTally.objects.count() == 6
-
-
 def test_the_migration_tallies_the_deliveries_stored_before_it(make_call):
     now = timezone.now()
     for n, state in enumerate([State.DELIVERED, State.DELIVERED, State.FAILED, State.HELD]):
