@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,6 +136,14 @@ def children(pid):
         if int(fields[1]) == pid and fields[0] != "Z":
             found.append((int(fields[19]), int(entry)))  # start time, pid
     return [child for _, child in sorted(found)]
+
+
+def spawned_workers(cluster):
+    """The cluster's worker processes as its sentinel spawned them: the sentinel's first children
+    (it spawns its workers before the monitor and the pusher; a worker spawned later, in place of
+    another, comes after those two). Empty before the sentinel is up."""
+    sentinels = children(cluster.process.pid)
+    return children(sentinels[0])[: settings.Q_CLUSTER["workers"]] if sentinels else []
 
 
 def wait_until(predicate, timeout=30.0, interval=0.2, message="condition"):

@@ -11,18 +11,11 @@ import pytest
 import requests
 
 from forwarding.models import ClusterBeat, Delivery, State
-from tests.processes import children, wait_until
+from tests.processes import children, spawned_workers, wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 STALL_SECONDS = 8
 USERS = 40
-
-
-def workers(cluster):
-    """The worker processes: the sentinel's first children (it spawns them before the pusher
-    and the monitor)."""
-    [sentinel] = children(cluster.process.pid)
-    return children(sentinel)[:3]
 
 
 def post(url, key, messages):
@@ -47,12 +40,12 @@ def calls(user):
 
 def test_killed_workers_stall_the_cluster_and_its_watchdog_restarts_it(live_server, source, cluster, sandbox):
     cluster.configure(RELAY_STALL_SECONDS=STALL_SECONDS)
-    wait_until(lambda: len(children(cluster.process.pid)) == 1 and len(workers(cluster)) == 3, 30)
+    wait_until(lambda: len(children(cluster.process.pid)) == 1 and len(spawned_workers(cluster)) == 3, 30)
     time.sleep(2)  # the workers wait on the task queue, one of them holding its lock
     started_at = ClusterBeat.objects.values_list("beat_at", flat=True).first()
     main_pid = cluster.process.pid
 
-    for pid in workers(cluster):
+    for pid in spawned_workers(cluster):
         os.kill(pid, signal.SIGKILL)
     post(live_server.url, source[1], [m for n in range(USERS) for m in calls(f"user-{n}")])
     health = requests.get(f"{live_server.url}/health/worker", timeout=5)

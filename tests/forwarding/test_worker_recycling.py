@@ -13,7 +13,7 @@ from django_q.conf import Conf
 from forwarding.delivery import sweeper, worker_starts
 from forwarding.models import Attempt, Delivery, Outcome, State, WorkerStart
 from tests.forwarding.ingest import post_batch
-from tests.processes import children, wait_until
+from tests.processes import children, spawned_workers, wait_until
 
 USERS = 60
 
@@ -75,7 +75,7 @@ def test_workers_recycled_under_a_backlog_send_no_call_again(
     # The workers, then the monitor and the pusher; each worker records its start as it comes up.
     processes = settings.Q_CLUSTER["workers"] + 2
     wait_until(lambda: len(children(sentinel)) == processes, 30, message="the workers")
-    first = set(children(sentinel)[: settings.Q_CLUSTER["workers"]])
+    first = set(spawned_workers(cluster))
     monitor_and_pusher = set(children(sentinel)) - first
     time.sleep(1)
     started = recorded_start()
